@@ -1,0 +1,189 @@
+#include "bench.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+
+#include "caf/all.hpp"
+#include "fmt/core.h"
+
+#include "dref/actors/all.hpp"
+#include "dref/actors/atoms.hpp"
+
+namespace {
+
+int32_t bench_noop() {
+  return 0;
+}
+
+int64_t bench_inc(int64_t x) {
+  return x + 1;
+}
+
+struct bench_counter {
+  int64_t n = 0;
+  int64_t bump() {
+    return ++n;
+  }
+};
+
+} // namespace
+
+DREF_REMOTE(bench_noop);
+DREF_REMOTE(bench_inc);
+DREF_ACTOR(bench_counter, &bench_counter::bump);
+
+namespace dref::cli {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// Best of `repeat` runs of `f`, each returning a figure value.
+template <class F>
+double best_of(size_t repeat, bool higher_is_better, F f) {
+  double best = higher_is_better ? 0 : 1e300;
+  for (size_t i = 0; i < repeat; ++i) {
+    auto v = f();
+    best = higher_is_better ? std::max(best, v) : std::min(best, v);
+  }
+  return best;
+}
+
+// Plain CAF: an event-based actor keeps up to `window` echo requests in
+// flight, spread over the workers, until `n` have been answered.
+double baseline_async(caf::actor_system& sys,
+                      const std::vector<worker_info>& ws, size_t n) {
+  static constexpr size_t window = 1000;
+  auto t0 = clock_type::now();
+  {
+    caf::scoped_actor waiter{sys};
+    auto driver = sys.spawn([&ws, n, w = waiter->address()](
+                              caf::event_based_actor* self) {
+      auto sent = std::make_shared<size_t>(0);
+      auto done = std::make_shared<size_t>(0);
+      auto next = std::make_shared<std::function<void()>>();
+      *next = [=, &ws] {
+        auto i = (*sent)++;
+        self->request(ws[i % ws.size()].echo, std::chrono::seconds{30},
+                      echo_atom::value, static_cast<int32_t>(i))
+          .then([=](int32_t) {
+            if (++*done == n) {
+              caf::anon_send(caf::actor_cast<caf::actor>(w), caf::ok_atom::value);
+              self->quit();
+            } else if (*sent < n) {
+              (*next)();
+            }
+          });
+      };
+      for (size_t i = 0; i < std::min(window, n); ++i)
+        (*next)();
+    });
+    waiter->receive([](caf::ok_atom) {});
+  }
+  return static_cast<double>(n) / seconds_since(t0);
+}
+
+double baseline_sync(caf::actor_system& sys,
+                     const std::vector<worker_info>& ws, size_t n) {
+  caf::scoped_actor self{sys};
+  auto t0 = clock_type::now();
+  for (size_t i = 0; i < n; ++i)
+    self->request(ws[i % ws.size()].echo, std::chrono::seconds{30},
+                  echo_atom::value, static_cast<int32_t>(i))
+      .receive([](int32_t) {}, [](caf::error&) {});
+  return static_cast<double>(n) / seconds_since(t0);
+}
+
+} // namespace
+
+std::vector<figure> run_bench(const bench_options& opts) {
+  std::vector<figure> out;
+  auto emit = [&](std::string name, double value, std::string unit) {
+    std::cout << fmt::format("{} {:.6g} {}", name, value, unit) << std::endl;
+    out.push_back(figure{std::move(name), value, std::move(unit)});
+  };
+  config cfg;
+  cfg.num_workers = opts.workers;
+  runtime rt{cfg};
+  if (!rt.running()) {
+    std::cerr << "cannot start the runtime: " << to_string(rt.status())
+              << std::endl;
+    return out;
+  }
+  auto ws = rt.workers();
+  emit("workers", static_cast<double>(ws.size()), "processes");
+  // Warm up connections and caches.
+  {
+    std::vector<ref<int32_t>> refs;
+    for (int i = 0; i < 1000; ++i)
+      refs.push_back(rt.call(bench_noop));
+    rt.wait(refs, refs.size(), std::chrono::seconds{30});
+  }
+  auto tasks_sync = best_of(opts.repeat, true, [&] {
+    auto t0 = clock_type::now();
+    for (size_t i = 0; i < opts.sync_calls; ++i)
+      rt.get(rt.call(bench_noop), std::chrono::seconds{30});
+    return static_cast<double>(opts.sync_calls) / seconds_since(t0);
+  });
+  auto tasks_async = best_of(opts.repeat, true, [&] {
+    std::vector<ref<int32_t>> refs;
+    refs.reserve(opts.tasks);
+    auto t0 = clock_type::now();
+    for (size_t i = 0; i < opts.tasks; ++i)
+      refs.push_back(rt.call(bench_noop));
+    auto res = rt.wait(refs, refs.size(), std::chrono::seconds{60});
+    auto rate = static_cast<double>(opts.tasks) / seconds_since(t0);
+    return res.not_ready.empty() ? rate : 0.0;
+  });
+  auto counter = rt.spawn<bench_counter>();
+  rt.get(counter.created(), std::chrono::seconds{30});
+  auto actor_sync = best_of(opts.repeat, true, [&] {
+    auto t0 = clock_type::now();
+    for (size_t i = 0; i < opts.sync_calls; ++i)
+      rt.get(counter.call(&bench_counter::bump), std::chrono::seconds{30});
+    return static_cast<double>(opts.sync_calls) / seconds_since(t0);
+  });
+  auto actor_async = best_of(opts.repeat, true, [&] {
+    std::vector<ref<int64_t>> refs;
+    refs.reserve(opts.tasks);
+    auto t0 = clock_type::now();
+    for (size_t i = 0; i < opts.tasks; ++i)
+      refs.push_back(counter.call(&bench_counter::bump));
+    auto res = rt.wait(refs, refs.size(), std::chrono::seconds{60});
+    auto rate = static_cast<double>(opts.tasks) / seconds_since(t0);
+    return res.not_ready.empty() ? rate : 0.0;
+  });
+  auto chain = best_of(opts.repeat, false, [&] {
+    auto t0 = clock_type::now();
+    auto r = rt.call(bench_inc, int64_t{0});
+    for (size_t i = 1; i < opts.chain; ++i)
+      r = rt.call(bench_inc, r);
+    auto v = rt.get(r, std::chrono::seconds{60});
+    auto ms = seconds_since(t0) * 1000;
+    return v && *v == static_cast<int64_t>(opts.chain) ? ms : 1e300;
+  });
+  auto base_sync = best_of(opts.repeat, true, [&] {
+    return baseline_sync(rt.system(), ws, opts.sync_calls);
+  });
+  auto base_async = best_of(opts.repeat, true, [&] {
+    return baseline_async(rt.system(), ws, opts.tasks);
+  });
+  emit("tasks_sync", tasks_sync, "tasks/s");
+  emit("tasks_async", tasks_async, "tasks/s");
+  emit("actor_calls_sync", actor_sync, "calls/s");
+  emit("actor_calls_async", actor_async, "calls/s");
+  emit(fmt::format("chain_refs_{}", opts.chain), chain, "ms");
+  emit("baseline_rpc_sync", base_sync, "req/s");
+  emit("baseline_rpc_async", base_async, "req/s");
+  emit("tasks_sync_vs_baseline", tasks_sync / base_sync, "ratio");
+  emit("tasks_async_vs_baseline", tasks_async / base_async, "ratio");
+  emit("actor_calls_sync_vs_baseline", actor_sync / base_sync, "ratio");
+  return out;
+}
+
+} // namespace dref::cli

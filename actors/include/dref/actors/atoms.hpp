@@ -1,0 +1,18 @@
+#pragma once
+
+#include "caf/atom.hpp"
+
+namespace dref {
+
+// Atoms of the driver/worker protocol (at most 10 characters each).
+using submit_atom = caf::atom_constant<caf::atom("dref_sub")>;
+using done_atom = caf::atom_constant<caf::atom("dref_done")>;
+using flush_atom = caf::atom_constant<caf::atom("dref_flush")>;
+using fetch_atom = caf::atom_constant<caf::atom("dref_fetch")>;
+using free_atom = caf::atom_constant<caf::atom("dref_free")>;
+using stats_atom = caf::atom_constant<caf::atom("dref_stats")>;
+using register_atom = caf::atom_constant<caf::atom("dref_reg")>;
+using get_atom = caf::atom_constant<caf::atom("dref_get")>;
+using echo_atom = caf::atom_constant<caf::atom("dref_echo")>;
+
+} // namespace dref

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include "caf/timespan.hpp"
+
+namespace dref {
+
+/// Settings of a `runtime`. Plain value; read once when the runtime starts.
+struct config {
+  /// Worker processes to start; 0 means one per hardware core.
+  size_t num_workers = 0;
+  /// Results up to this many serialized bytes travel inline in replies and
+  /// live in the owner's memory; larger ones stay in the producing worker.
+  size_t inline_limit = 100 * 1024;
+  /// Bound on starting all workers.
+  caf::timespan start_timeout = std::chrono::seconds(30);
+  /// Bound on one worker-to-worker fetch of an argument.
+  caf::timespan fetch_timeout = std::chrono::seconds(30);
+  /// Start a new worker when one dies.
+  bool restart_workers = true;
+  /// CAF scheduler threads per process (0: CAF's default).
+  size_t scheduler_threads = 2;
+  /// Middleman heartbeat interval; a peer silent for
+  /// `connection_timeout` is declared dead (detects hung processes).
+  caf::timespan heartbeat_interval = std::chrono::milliseconds(500);
+  caf::timespan connection_timeout = std::chrono::seconds(5);
+};
+
+/// Passed as a timeout: wait without a bound.
+constexpr caf::timespan no_timeout = caf::timespan::max();
+
+} // namespace dref

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "caf/atom.hpp"
+#include "caf/error.hpp"
+#include "caf/fwd.hpp"
+
+namespace dref {
+
+/// Errors of calls, tasks and the runtime. Values are frozen: they cross
+/// processes. The comment on each says what the caller should do.
+enum class actors_errc : uint8_t {
+  /// The task (or actor method) threw; the context names the function and
+  /// carries the exception's message. Stop, or retry higher up.
+  task_failed = 1,
+  /// No function or actor class of that name is registered (DREF_REMOTE /
+  /// DREF_ACTOR) in the worker. A bug: stop.
+  unknown_function = 2,
+  /// The caller's time limit passed before the value was ready. The task goes
+  /// on; retry the wait.
+  timeout = 3,
+  /// The worker process running the task (or hosting the actor) died. Retry
+  /// the call.
+  worker_died = 4,
+  /// The runtime is not running (failed to start, or stopped). Stop.
+  runtime_down = 5,
+  /// An argument was not acceptable (e.g. a ref of another runtime). A bug:
+  /// stop.
+  invalid_argument = 6,
+};
+
+constexpr caf::atom_value actors_category = caf::atom("dref_act");
+
+std::string to_string(actors_errc x);
+caf::error make_error(actors_errc x);
+caf::error make_error(actors_errc x, std::string context);
+void add_actors_error_category(caf::actor_system_config& cfg);
+
+/// Registers the error categories of every dref folder with `cfg`.
+void add_dref_error_categories(caf::actor_system_config& cfg);
+
+} // namespace dref

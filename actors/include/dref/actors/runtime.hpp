@@ -1,0 +1,408 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "caf/actor.hpp"
+#include "caf/error.hpp"
+#include "caf/expected.hpp"
+#include "caf/fwd.hpp"
+#include "caf/timespan.hpp"
+
+#include "dref/actors/config.hpp"
+#include "dref/actors/error.hpp"
+#include "dref/actors/registry.hpp"
+#include "dref/actors/serialization.hpp"
+#include "dref/actors/task_spec.hpp"
+#include "dref/refs/ref.hpp"
+
+namespace dref {
+
+namespace internal {
+
+class runtime_impl;
+
+// Non-template entry points behind the templates below (runtime.cpp).
+ref_base submit(runtime_impl& rt, task_spec spec);
+ref_base failed_ref(runtime_impl& rt, caf::error err);
+ref_base put_blob(runtime_impl& rt, blob value);
+caf::expected<std::shared_ptr<const blob>>
+get_blob(runtime_impl& rt, const ref_base& x, caf::timespan timeout);
+std::vector<bool> wait_ids(runtime_impl& rt,
+                           const std::vector<const ref_base*>& xs, size_t n,
+                           caf::timespan timeout);
+uint64_t next_actor_id(runtime_impl& rt);
+void destroy_actor(runtime_impl& rt, uint64_t actor, const std::string& cls);
+const ref_context* context_of(const runtime_impl& rt);
+/// The actor answering `get_atom` requests for refs owned by `x`'s owner.
+caf::actor owner_actor_of(const ref_base& x);
+
+template <class T>
+struct is_ref : std::false_type {};
+
+template <class T>
+struct is_ref<ref<T>> : std::true_type {};
+
+// The parameter type a dynamically named call infers from an argument.
+template <class X, class D = std::decay_t<X>>
+using inferred_arg_t = std::conditional_t<
+  is_ref<D>::value, typename D::value_type,
+  std::conditional_t<std::is_same_v<D, const char*> || std::is_same_v<D, char*>,
+                     std::string, D>>;
+
+template <class T>
+struct value_type_of {
+  using type = T;
+};
+
+template <class T>
+struct value_type_of<ref<T>> {
+  using type = T;
+};
+
+// Turns one argument into a task_arg for a parameter of type P.
+template <class P, class X>
+caf::error make_arg(X&& x, const ref_context* ctx, task_arg& out) {
+  using D = std::decay_t<X>;
+  out.type = type_tag<P>();
+  if constexpr (is_ref<D>::value) {
+    static_assert(std::is_same_v<typename D::value_type, P>,
+                  "a ref<T> may only be passed for a parameter of type T");
+    if (!x.valid())
+      return make_error(actors_errc::invalid_argument, "an empty ref");
+    if (x.context() != ctx)
+      return make_error(actors_errc::invalid_argument,
+                        "a ref owned by another runtime");
+    out.kind = 1;
+    out.ref = x.id();
+    return caf::none;
+  } else if constexpr (std::is_same_v<D, P>) {
+    return to_blob(x, out.value);
+  } else {
+    P tmp(std::forward<X>(x));
+    return to_blob(tmp, out.value);
+  }
+}
+
+template <class Params, size_t... Is, class... Xs>
+caf::error make_args([[maybe_unused]] const ref_context* ctx, std::vector<task_arg>& out,
+                     std::index_sequence<Is...>, Xs&&... xs) {
+  out.resize(sizeof...(Xs));
+  caf::error err;
+  static_cast<void>(
+    ((err = make_arg<std::tuple_element_t<Is, Params>>(std::forward<Xs>(xs),
+                                                       ctx, out[Is]),
+      !err)
+     && ...));
+  return err;
+}
+
+} // namespace internal
+
+/// Result of `runtime::wait`: the refs whose value (or error) is known, and
+/// the others, each in the order they were passed.
+template <class T>
+struct wait_result {
+  std::vector<ref<T>> ready;
+  std::vector<ref<T>> not_ready;
+};
+
+/// One worker process of the local cluster.
+struct worker_info {
+  worker_id id = 0;
+  int pid = 0;
+  /// Port of the worker's published store actor on 127.0.0.1.
+  uint16_t port = 0;
+  /// A plain CAF actor in the worker that answers `echo_atom, int32_t` with
+  /// the same number: the baseline for benchmarks.
+  caf::actor echo;
+};
+
+/// What one worker holds (see `runtime::stats`).
+struct worker_stats {
+  worker_id id = 0;
+  int pid = 0;
+  uint64_t objects = 0;
+  uint64_t bytes = 0;
+  uint64_t actors = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
+  return f(caf::meta::type_name("dref.worker_stats"), x.id, x.pid, x.objects,
+           x.bytes, x.actors);
+}
+
+/// The whole cluster's bookkeeping at one moment (see `runtime::stats`).
+struct runtime_stats {
+  /// Objects in the owner's table.
+  uint64_t owned_objects = 0;
+  /// Tasks sent to workers whose results have not come back.
+  uint64_t in_flight_tasks = 0;
+  /// Tasks the owner holds back until their arguments are ready.
+  uint64_t held_tasks = 0;
+  /// Live actor instances the owner knows of.
+  uint64_t actors = 0;
+  std::vector<worker_stats> workers;
+};
+
+template <class C>
+class actor_handle;
+
+/// Entry point of dref: starts (or, in a later stage, joins) a cluster and
+/// submits work to it.
+///
+/// With no cluster address the runtime starts an embedded local cluster:
+/// `config::num_workers` worker processes, each this same program started
+/// again (see `run_worker_if_requested`), connected to this process over
+/// loopback TCP through CAF's middleman. This process owns every object its
+/// calls create (the ownership table lives here).
+///
+/// Who may touch it: any thread; every member function is thread-safe.
+/// Lifetime: destroying the runtime stops and reaps every worker process;
+/// refs that outlive it stay valid objects but resolve to `runtime_down`.
+class runtime {
+public:
+  /// Starts the local cluster. Check `running()`; on failure `status()`
+  /// says why and every call returns `runtime_down`.
+  explicit runtime(config cfg = {});
+
+  ~runtime();
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  /// True once every worker registered, until the runtime stops.
+  bool running() const;
+
+  /// Why the runtime is not running (none while it runs).
+  caf::error status() const;
+
+  /// Calls a DREF_REMOTE function in a worker; returns at once. Arguments
+  /// are values (serialized now) or refs (the task waits for them).
+  template <class F, class... Ts>
+  auto call(F fn, Ts&&... xs) {
+    using traits = detail::fn_traits<F>;
+    using result = result_type_t<typename traits::result>;
+    static_assert(traits::arity == sizeof...(Ts),
+                  "wrong number of arguments for this function");
+    auto name = registry::instance().function_name(detail::fn_address(fn));
+    if (name == nullptr)
+      return ref<result>{internal::failed_ref(
+        *impl_, make_error(actors_errc::unknown_function,
+                           "function not registered with DREF_REMOTE"))};
+    return ref<result>{
+      submit_call<typename traits::args>(task_kind::function, *name, 0, 0,
+                                         type_tag<result>(),
+                                         std::forward<Ts>(xs)...)};
+  }
+
+  /// Calls the function registered as `name`, expecting a result of type
+  /// `R`; parameter types are inferred from the arguments (a `ref<T>` passes
+  /// a `T`, a string literal a `std::string`). Mismatches give
+  /// `type_mismatch`, unknown names `unknown_function`, at `get`.
+  template <class R, class... Ts>
+  ref<R> call_by_name(const std::string& name, Ts&&... xs) {
+    using params = std::tuple<internal::inferred_arg_t<Ts>...>;
+    return ref<R>{submit_call<params>(task_kind::function, name, 0, 0,
+                                      type_tag<R>(), std::forward<Ts>(xs)...)};
+  }
+
+  /// Waits at most `timeout` for the value of `x`. Errors: the task's own
+  /// (`task_failed`, `worker_died`, ...) or `actors_errc::timeout`.
+  template <class T>
+  caf::expected<T> get(const ref<T>& x, caf::timespan timeout = no_timeout) {
+    auto bytes = internal::get_blob(*impl_, x, timeout);
+    if (!bytes)
+      return std::move(bytes.error());
+    T value;
+    if (auto err = from_blob(**bytes, value))
+      return err;
+    return value;
+  }
+
+  /// Waits until at least `n` of `xs` are ready (have a value or an error)
+  /// or `timeout` passes, whichever is first.
+  template <class T>
+  wait_result<T> wait(const std::vector<ref<T>>& xs, size_t n,
+                      caf::timespan timeout = no_timeout) {
+    std::vector<const ref_base*> ptrs;
+    ptrs.reserve(xs.size());
+    for (auto& x : xs)
+      ptrs.push_back(&x);
+    auto ready = internal::wait_ids(*impl_, ptrs, n, timeout);
+    wait_result<T> result;
+    for (size_t i = 0; i < xs.size(); ++i)
+      (ready[i] ? result.ready : result.not_ready).push_back(xs[i]);
+    return result;
+  }
+
+  /// Stores `x` as an object owned by this process.
+  template <class T>
+  ref<std::decay_t<T>> put(T&& x) {
+    blob bytes;
+    if (auto err = to_blob(x, bytes))
+      return ref<std::decay_t<T>>{internal::failed_ref(*impl_, err)};
+    return ref<std::decay_t<T>>{internal::put_blob(*impl_, std::move(bytes))};
+  }
+
+  /// Creates an instance of the DREF_ACTOR class `C` in a worker, passing
+  /// `xs` to its constructor; returns at once.
+  template <class C, class... Ts>
+  actor_handle<C> spawn(Ts&&... xs);
+
+  /// The worker processes, alive now.
+  std::vector<worker_info> workers() const;
+
+  /// Asks the owner and every worker what they hold.
+  caf::expected<runtime_stats>
+  stats(caf::timespan timeout = std::chrono::seconds(5));
+
+  /// The driver's CAF actor system.
+  caf::actor_system& system();
+
+  /// For the runtime's own helpers.
+  const std::shared_ptr<internal::runtime_impl>& impl() const {
+    return impl_;
+  }
+
+private:
+  template <class C>
+  friend class actor_handle;
+
+  template <class Params, class... Ts>
+  ref_base submit_call(task_kind kind, const std::string& name, uint64_t actor,
+                       uint32_t method, const std::string& result_type,
+                       Ts&&... xs) {
+    task_spec spec;
+    spec.kind = static_cast<uint8_t>(kind);
+    spec.name = name;
+    spec.actor = actor;
+    spec.method = method;
+    spec.result_type = result_type;
+    if (auto err = internal::make_args<Params>(
+          internal::context_of(*impl_), spec.args,
+          std::make_index_sequence<sizeof...(Ts)>{}, std::forward<Ts>(xs)...))
+      return internal::failed_ref(*impl_, std::move(err));
+    return internal::submit(*impl_, std::move(spec));
+  }
+
+  std::shared_ptr<internal::runtime_impl> impl_;
+};
+
+/// A handle to an actor instance living in a worker. Calls run one at a
+/// time in the order they were submitted (through any copy of the handle).
+///
+/// Who may touch it: any thread. Lifetime: the instance is destroyed (after
+/// its pending calls) when the last copy of the handle is gone.
+template <class C>
+class actor_handle {
+public:
+  actor_handle() = default;
+
+  /// Calls `method` on the instance with `xs`; returns at once.
+  template <class M, class... Ts>
+  auto call(M method, Ts&&... xs) {
+    using traits = detail::method_traits<M>;
+    using result = result_type_t<typename traits::result>;
+    static_assert(std::is_base_of_v<typename traits::cls, C>,
+                  "method of another class");
+    static_assert(traits::arity == sizeof...(Ts),
+                  "wrong number of arguments for this method");
+    auto& rt = *state_->rt;
+    auto cls = registry::instance().actor_class(typeid(C));
+    auto key = detail::method_key(method);
+    uint32_t index = 0;
+    while (index < cls->methods.size() && cls->methods[index].key != key)
+      ++index;
+    if (index == cls->methods.size())
+      return ref<result>{internal::failed_ref(
+        rt, make_error(actors_errc::unknown_function,
+                       "method not listed in DREF_ACTOR(" + cls->name
+                         + ", ...)"))};
+    task_spec spec;
+    spec.kind = static_cast<uint8_t>(task_kind::actor_call);
+    spec.name = cls->name;
+    spec.actor = state_->id;
+    spec.method = index;
+    spec.result_type = type_tag<result>();
+    if (auto err = internal::make_args<typename traits::args>(
+          internal::context_of(rt), spec.args,
+          std::make_index_sequence<sizeof...(Ts)>{}, std::forward<Ts>(xs)...))
+      return ref<result>{internal::failed_ref(rt, std::move(err))};
+    return ref<result>{internal::submit(rt, std::move(spec))};
+  }
+
+  /// Resolves once the instance is constructed, or to the error that
+  /// prevented it.
+  const ref<unit_t>& created() const {
+    return state_->created;
+  }
+
+  /// The instance's id, unique within the runtime.
+  uint64_t id() const {
+    return state_ ? state_->id : 0;
+  }
+
+  explicit operator bool() const {
+    return state_ != nullptr;
+  }
+
+private:
+  friend class runtime;
+
+  struct state {
+    std::shared_ptr<internal::runtime_impl> rt;
+    uint64_t id = 0;
+    std::string cls;
+    ref<unit_t> created;
+    ~state() {
+      if (rt && created.valid())
+        internal::destroy_actor(*rt, id, cls);
+    }
+  };
+
+  std::shared_ptr<state> state_;
+};
+
+template <class C, class... Ts>
+actor_handle<C> runtime::spawn(Ts&&... xs) {
+  static_assert((!internal::is_ref<std::decay_t<Ts>>::value && ...),
+                "constructor arguments must be values");
+  static_cast<void>(
+    detail::constructor_registrar<C, std::decay_t<Ts>...>::registered);
+  actor_handle<C> result;
+  result.state_ = std::make_shared<typename actor_handle<C>::state>();
+  auto& st = *result.state_;
+  st.rt = impl_;
+  auto cls = registry::instance().actor_class(typeid(C));
+  if (cls == nullptr) {
+    st.created = ref<unit_t>{internal::failed_ref(
+      *impl_, make_error(actors_errc::unknown_function,
+                         "class not registered with DREF_ACTOR"))};
+    return result;
+  }
+  st.cls = cls->name;
+  st.id = internal::next_actor_id(*impl_);
+  using params = std::tuple<std::decay_t<Ts>...>;
+  st.created = ref<unit_t>{submit_call<params>(task_kind::actor_create,
+                                               cls->name, st.id, 0,
+                                               type_tag<unit_t>(),
+                                               std::forward<Ts>(xs)...)};
+  return result;
+}
+
+/// If this process was started by a runtime as one of its workers, runs the
+/// worker until its driver stops it and returns the exit code; otherwise
+/// returns nothing at once. Call it first thing in `main` (the `runtime`
+/// constructor calls it too, and exits the process in a worker).
+std::optional<int> run_worker_if_requested();
+
+} // namespace dref

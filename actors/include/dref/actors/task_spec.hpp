@@ -1,0 +1,96 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "caf/error.hpp"
+#include "caf/meta/type_name.hpp"
+
+#include "dref/refs/fwd.hpp"
+#include "dref/refs/object_id.hpp"
+
+namespace dref {
+
+/// Version of the messages between a driver and its workers. A worker built
+/// from another version is refused at registration.
+constexpr uint32_t cluster_protocol_version = 1;
+
+/// What a task does.
+enum class task_kind : uint8_t {
+  function = 0,      ///< run a DREF_REMOTE function
+  actor_create = 1,  ///< construct an instance of a DREF_ACTOR class
+  actor_call = 2,    ///< run a method on an actor instance
+  actor_destroy = 3, ///< drop an actor instance (after its earlier calls)
+};
+
+/// One argument of a task: a serialized value, or a ref to one.
+struct task_arg {
+  /// 0: `value` holds the argument; 1: `ref` names an object that holds it.
+  uint8_t kind = 0;
+  /// type_tag of the parameter type, checked by the worker.
+  std::string type;
+  /// The serialized value (kind 0).
+  blob value;
+  /// The object holding the value (kind 1).
+  object_id ref;
+  /// Worker holding a copy of `ref` (kind 1), as decided at dispatch.
+  worker_id location = 0;
+  /// TCP port of that worker's store (kind 1).
+  uint16_t port = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, task_arg& x) {
+  return f(caf::meta::type_name("dref.task_arg"), x.kind, x.type, x.value,
+           x.ref, x.location, x.port);
+}
+
+/// A unit of work sent from an owner to a worker.
+///
+/// Made by `runtime` when the user calls, immutable afterwards (the owner
+/// keeps it as the lineage of `result`); the copy sent to a worker has its
+/// ref arguments resolved to values or locations.
+struct task_spec {
+  /// The object the task's return value becomes (invalid for destroy).
+  object_id result;
+  /// A `task_kind` value.
+  uint8_t kind = 0;
+  /// Function name, or actor class name.
+  std::string name;
+  /// Actor instance (actor tasks).
+  uint64_t actor = 0;
+  /// Method index within the class (actor_call).
+  uint32_t method = 0;
+  /// type_tag of the expected return type.
+  std::string result_type;
+  std::vector<task_arg> args;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, task_spec& x) {
+  return f(caf::meta::type_name("dref.task_spec"), x.result, x.kind, x.name,
+           x.actor, x.method, x.result_type, x.args);
+}
+
+/// How a task ended, sent from a worker back to the owner.
+struct task_result {
+  enum status_code : uint8_t {
+    inline_value = 0, ///< `value` holds the result; the worker keeps a copy
+    stored = 1,       ///< the result (of `size` bytes) stays at the worker
+    failed = 2,       ///< `error` says why
+  };
+  object_id id;
+  uint8_t status = inline_value;
+  blob value;
+  uint64_t size = 0;
+  caf::error error;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, task_result& x) {
+  return f(caf::meta::type_name("dref.task_result"), x.id, x.status, x.value,
+           x.size, x.error);
+}
+
+} // namespace dref

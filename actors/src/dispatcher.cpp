@@ -1,0 +1,303 @@
+#include "dispatcher.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "dref/actors/error.hpp"
+#include "dref/refs/error.hpp"
+
+namespace dref::internal {
+
+namespace {
+
+bool has_location(const object_entry& e, worker_id w) {
+  return std::find(e.locations.begin(), e.locations.end(), w)
+         != e.locations.end();
+}
+
+} // namespace
+
+void dispatcher::add_worker(worker_id w, uint16_t port) {
+  workers_[w].port = port;
+}
+
+void dispatcher::remove_worker(worker_id w, dispatch_result& out) {
+  if (workers_.erase(w) == 0)
+    return;
+  auto died = [w] {
+    return make_error(actors_errc::worker_died,
+                      "worker " + std::to_string(w) + " died");
+  };
+  for (auto i = in_flight_.begin(); i != in_flight_.end();) {
+    if (i->second.worker == w) {
+      auto spec = std::move(i->second.spec);
+      i = in_flight_.erase(i);
+      if (spec->result.valid())
+        out.failures.emplace_back(spec->result, died());
+      out.finished.push_back(std::move(spec));
+    } else {
+      ++i;
+    }
+  }
+  for (auto i = actors_.begin(); i != actors_.end();) {
+    if (i->second.worker == w) {
+      auto err = make_error(actors_errc::worker_died,
+                            "actor " + std::to_string(i->first)
+                              + " died with worker " + std::to_string(w));
+      for (auto& t : i->second.queue)
+        fail(t, err, out);
+      blocked_actors_.erase(i->first);
+      dead_actors_.emplace(i->first, std::move(err));
+      i = actors_.erase(i);
+    } else {
+      ++i;
+    }
+  }
+}
+
+void dispatcher::submit(std::shared_ptr<const task_spec> t,
+                        const ownership_table& table, dispatch_result& out) {
+  auto kind = static_cast<task_kind>(t->kind);
+  if (kind == task_kind::function) {
+    if (try_function(t, table, out) == verdict::hold)
+      held_.push_back(std::move(t));
+    return;
+  }
+  try_actor(t, table, out);
+}
+
+bool dispatcher::completed(const object_id& result, dispatch_result& out) {
+  auto i = in_flight_.find(result);
+  if (i == in_flight_.end())
+    return false;
+  auto w = workers_.find(i->second.worker);
+  if (w != workers_.end() && w->second.load > 0)
+    --w->second.load;
+  out.finished.push_back(std::move(i->second.spec));
+  in_flight_.erase(i);
+  return true;
+}
+
+void dispatcher::retry_held(const ownership_table& table,
+                            dispatch_result& out) {
+  auto n = held_.size();
+  for (size_t i = 0; i < n; ++i) {
+    auto t = std::move(held_.front());
+    held_.pop_front();
+    if (try_function(t, table, out) == verdict::hold)
+      held_.push_back(std::move(t));
+  }
+  std::vector<uint64_t> blocked{blocked_actors_.begin(),
+                                blocked_actors_.end()};
+  for (auto a : blocked)
+    drain_actor(a, table, out);
+}
+
+const worker_id* dispatcher::producer(const object_id& id) const {
+  auto i = in_flight_.find(id);
+  return i != in_flight_.end() ? &i->second.worker : nullptr;
+}
+
+size_t dispatcher::held() const noexcept {
+  auto n = held_.size();
+  for (auto& [id, a] : actors_)
+    n += a.queue.size();
+  return n;
+}
+
+size_t dispatcher::load(worker_id w) const {
+  auto i = workers_.find(w);
+  return i != workers_.end() ? i->second.load : 0;
+}
+
+dispatcher::verdict
+dispatcher::try_function(const std::shared_ptr<const task_spec>& t,
+                         const ownership_table& table, dispatch_result& out) {
+  if (workers_.empty())
+    return verdict::hold;
+  // Pick the target: the producer of a pending argument, else the holder of
+  // the largest stored argument, else the least-loaded worker.
+  const worker_id* pending_at = nullptr;
+  const worker_id* stored_at = nullptr;
+  uint64_t stored_size = 0;
+  for (auto& arg : t->args) {
+    if (arg.kind != 1)
+      continue;
+    auto e = table.find(arg.ref);
+    if (e == nullptr) {
+      fail(t, make_error(refs_errc::unknown_object, to_string(arg.ref)), out);
+      return verdict::failed;
+    }
+    if (e->state == object_state::failed) {
+      fail(t, e->error, out);
+      return verdict::failed;
+    }
+    if (e->state == object_state::pending) {
+      if (pending_at == nullptr)
+        pending_at = producer(arg.ref);
+    } else if (!e->value && !e->locations.empty() && e->size >= stored_size) {
+      stored_at = &e->locations.front();
+      stored_size = e->size;
+    }
+  }
+  worker_id target;
+  if (pending_at != nullptr)
+    target = *pending_at;
+  else if (stored_at != nullptr && workers_.count(*stored_at) > 0)
+    target = *stored_at;
+  else
+    target = least_loaded();
+  return try_send(t, target, table, out);
+}
+
+dispatcher::verdict
+dispatcher::try_actor(const std::shared_ptr<const task_spec>& t,
+                      const ownership_table& table, dispatch_result& out) {
+  auto kind = static_cast<task_kind>(t->kind);
+  if (kind == task_kind::actor_create) {
+    if (workers_.empty()) {
+      fail(t, make_error(actors_errc::runtime_down, "no workers"), out);
+      return verdict::failed;
+    }
+    auto& a = actors_[t->actor];
+    a.worker = least_loaded();
+    a.queue.push_back(t);
+    blocked_actors_.insert(t->actor);
+    drain_actor(t->actor, table, out);
+    return verdict::sent;
+  }
+  auto i = actors_.find(t->actor);
+  if (i == actors_.end()) {
+    auto d = dead_actors_.find(t->actor);
+    if (kind == task_kind::actor_destroy) {
+      if (d != dead_actors_.end())
+        dead_actors_.erase(d);
+      out.finished.push_back(t);
+      return verdict::failed;
+    }
+    fail(t,
+         d != dead_actors_.end()
+           ? d->second
+           : make_error(actors_errc::invalid_argument,
+                        "unknown actor " + std::to_string(t->actor)),
+         out);
+    return verdict::failed;
+  }
+  i->second.queue.push_back(t);
+  blocked_actors_.insert(t->actor);
+  drain_actor(t->actor, table, out);
+  return verdict::sent;
+}
+
+void dispatcher::drain_actor(uint64_t actor, const ownership_table& table,
+                             dispatch_result& out) {
+  auto i = actors_.find(actor);
+  if (i == actors_.end()) {
+    blocked_actors_.erase(actor);
+    return;
+  }
+  auto& q = i->second.queue;
+  auto target = i->second.worker;
+  while (!q.empty()) {
+    auto t = q.front();
+    auto kind = static_cast<task_kind>(t->kind);
+    if (kind == task_kind::actor_destroy) {
+      // Sent like a call so it runs after the calls before it.
+      q.pop_front();
+      out.sends.emplace_back(target, *t);
+      out.finished.push_back(t);
+      actors_.erase(i);
+      blocked_actors_.erase(actor);
+      return;
+    }
+    if (try_send(t, target, table, out) == verdict::hold)
+      return;
+    q.pop_front();
+  }
+  blocked_actors_.erase(actor);
+}
+
+dispatcher::verdict
+dispatcher::try_send(const std::shared_ptr<const task_spec>& t,
+                     worker_id target, const ownership_table& table,
+                     dispatch_result& out) {
+  auto tw = workers_.find(target);
+  if (tw == workers_.end())
+    return verdict::hold;
+  task_spec sent = *t;
+  for (auto& arg : sent.args) {
+    if (arg.kind != 1)
+      continue;
+    auto e = table.find(arg.ref);
+    if (e == nullptr) {
+      fail(t, make_error(refs_errc::unknown_object, to_string(arg.ref)), out);
+      return verdict::failed;
+    }
+    switch (e->state) {
+      case object_state::failed:
+        fail(t, e->error, out);
+        return verdict::failed;
+      case object_state::pending: {
+        auto p = producer(arg.ref);
+        if (p == nullptr || *p != target)
+          return verdict::hold;
+        arg.location = target;
+        arg.port = tw->second.port;
+        break;
+      }
+      case object_state::ready:
+        if (has_location(*e, target)) {
+          arg.location = target;
+          arg.port = tw->second.port;
+        } else if (e->value) {
+          arg.kind = 0;
+          arg.value = *e->value;
+        } else {
+          auto holder = std::find_if(e->locations.begin(), e->locations.end(),
+                                     [this](worker_id w) {
+                                       return workers_.count(w) > 0;
+                                     });
+          if (holder == e->locations.end()) {
+            fail(t, make_error(refs_errc::object_lost, to_string(arg.ref)),
+                 out);
+            return verdict::failed;
+          }
+          arg.location = *holder;
+          arg.port = workers_[*holder].port;
+        }
+        break;
+    }
+  }
+  ++tw->second.load;
+  if (sent.result.valid())
+    in_flight_.emplace(sent.result, flight{target, t});
+  else
+    out.finished.push_back(t);
+  out.sends.emplace_back(target, std::move(sent));
+  return verdict::sent;
+}
+
+void dispatcher::fail(const std::shared_ptr<const task_spec>& t,
+                      caf::error err, dispatch_result& out) {
+  if (t->result.valid())
+    out.failures.emplace_back(t->result, std::move(err));
+  out.finished.push_back(t);
+}
+
+worker_id dispatcher::least_loaded() {
+  // Scan from a rotating start so equal loads alternate between workers.
+  auto n = workers_.size();
+  auto start = next_++ % n;
+  auto i = workers_.begin();
+  std::advance(i, start);
+  auto best = i;
+  for (size_t k = 0; k < n; ++k) {
+    if (i->second.load < best->second.load)
+      best = i;
+    if (++i == workers_.end())
+      i = workers_.begin();
+  }
+  return best->first;
+}
+
+} // namespace dref::internal

@@ -1,0 +1,124 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "caf/error.hpp"
+
+#include "dref/actors/task_spec.hpp"
+#include "dref/refs/ownership_table.hpp"
+
+namespace dref::internal {
+
+/// What one dispatcher step decided; the caller applies it.
+struct dispatch_result {
+  /// Tasks to send now, in order, with their ref arguments resolved.
+  std::vector<std::pair<worker_id, task_spec>> sends;
+  /// Tasks that failed at the owner: (result id, error).
+  std::vector<std::pair<object_id, caf::error>> failures;
+  /// Tasks that are over (completed or failed): the caller releases the
+  /// submitted refs of their ref arguments.
+  std::vector<std::shared_ptr<const task_spec>> finished;
+};
+
+/// Decides where and when each task runs. Plain synchronous class, guarded
+/// by the runtime's mutex, unit-tested without processes.
+///
+/// Placement: an actor task goes to its actor's worker; a function task goes
+/// to the worker that is producing one of its arguments (so chains stay on
+/// one worker and read their arguments from its local store), else to the
+/// worker holding its largest stored argument, else to the least-loaded one.
+///
+/// Holding: a task is sent only when every ref argument is ready, or pending
+/// on the very worker the task goes to (that worker runs tasks in arrival
+/// order, so the producer finishes first). Other tasks wait here, and so do
+/// all later calls of the same actor, keeping actor calls in submission
+/// order. `retry_held` re-examines them after results arrive.
+///
+/// Invariant: every task is in exactly one of: held, in flight (sent and not
+/// completed), or over (reported in `finished`).
+class dispatcher {
+public:
+  void add_worker(worker_id w, uint16_t port);
+
+  /// The worker died: its in-flight tasks and the queued calls of its
+  /// actors fail with `worker_died`; its actors are dead from now on.
+  void remove_worker(worker_id w, dispatch_result& out);
+
+  /// Takes a new task.
+  void submit(std::shared_ptr<const task_spec> t, const ownership_table& table,
+              dispatch_result& out);
+
+  /// The worker reported the result of `result`; returns false when the
+  /// task is not in flight (e.g. its worker was already declared dead).
+  bool completed(const object_id& result, dispatch_result& out);
+
+  /// Re-examines held tasks after the table changed.
+  void retry_held(const ownership_table& table, dispatch_result& out);
+
+  /// The worker a pending object is being made on, if it is in flight.
+  const worker_id* producer(const object_id& id) const;
+
+  size_t in_flight() const noexcept {
+    return in_flight_.size();
+  }
+
+  size_t held() const noexcept;
+
+  size_t actors() const noexcept {
+    return actors_.size();
+  }
+
+  size_t workers() const noexcept {
+    return workers_.size();
+  }
+
+  /// Tasks in flight on worker `w`.
+  size_t load(worker_id w) const;
+
+private:
+  enum class verdict { sent, hold, failed };
+
+  struct worker_state {
+    uint16_t port = 0;
+    size_t load = 0;
+  };
+
+  struct actor_state {
+    worker_id worker = 0;
+    std::deque<std::shared_ptr<const task_spec>> queue;
+  };
+
+  struct flight {
+    worker_id worker = 0;
+    std::shared_ptr<const task_spec> spec;
+  };
+
+  verdict try_send(const std::shared_ptr<const task_spec>& t, worker_id target,
+                   const ownership_table& table, dispatch_result& out);
+  verdict try_function(const std::shared_ptr<const task_spec>& t,
+                       const ownership_table& table, dispatch_result& out);
+  verdict try_actor(const std::shared_ptr<const task_spec>& t,
+                    const ownership_table& table, dispatch_result& out);
+  void fail(const std::shared_ptr<const task_spec>& t, caf::error err,
+            dispatch_result& out);
+  void drain_actor(uint64_t actor, const ownership_table& table,
+                   dispatch_result& out);
+  worker_id least_loaded();
+
+  std::map<worker_id, worker_state> workers_;
+  std::unordered_map<object_id, flight> in_flight_;
+  std::deque<std::shared_ptr<const task_spec>> held_;
+  std::unordered_map<uint64_t, actor_state> actors_;
+  std::unordered_set<uint64_t> blocked_actors_; // actors with a queue
+  std::unordered_map<uint64_t, caf::error> dead_actors_;
+  size_t next_ = 0; // round-robin start among equally loaded workers
+};
+
+} // namespace dref::internal

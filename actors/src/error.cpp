@@ -1,0 +1,50 @@
+#include "dref/actors/error.hpp"
+
+#include "dref/refs/error_category.hpp"
+#include "caf/make_message.hpp"
+
+#include "dref/persist/error.hpp"
+#include "dref/refs/error.hpp"
+#include "dref/store/error.hpp"
+
+namespace dref {
+
+std::string to_string(actors_errc x) {
+  switch (x) {
+    case actors_errc::task_failed:
+      return "task_failed";
+    case actors_errc::unknown_function:
+      return "unknown_function";
+    case actors_errc::timeout:
+      return "timeout";
+    case actors_errc::worker_died:
+      return "worker_died";
+    case actors_errc::runtime_down:
+      return "runtime_down";
+    case actors_errc::invalid_argument:
+      return "invalid_argument";
+  }
+  return "actors_errc(" + std::to_string(static_cast<int>(x)) + ")";
+}
+
+caf::error make_error(actors_errc x) {
+  return caf::error{static_cast<uint8_t>(x), actors_category};
+}
+
+caf::error make_error(actors_errc x, std::string context) {
+  return caf::error{static_cast<uint8_t>(x), actors_category,
+                    caf::make_message(std::move(context))};
+}
+
+void add_actors_error_category(caf::actor_system_config& cfg) {
+  detail::add_error_category<actors_errc>(cfg, actors_category);
+}
+
+void add_dref_error_categories(caf::actor_system_config& cfg) {
+  add_refs_error_category(cfg);
+  add_store_error_category(cfg);
+  add_persist_error_category(cfg);
+  add_actors_error_category(cfg);
+}
+
+} // namespace dref

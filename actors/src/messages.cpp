@@ -1,0 +1,33 @@
+#include "messages.hpp"
+
+#include "caf/actor_system_config.hpp"
+#include "caf/io/middleman.hpp"
+
+#include "dref/actors/error.hpp"
+
+namespace dref::internal {
+
+void add_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<object_id>("dref.object_id");
+  cfg.add_message_type<std::vector<object_id>>("dref.object_ids");
+  cfg.add_message_type<blob>("dref.blob");
+  cfg.add_message_type<task_arg>("dref.task_arg");
+  cfg.add_message_type<task_spec>("dref.task_spec");
+  cfg.add_message_type<std::vector<task_spec>>("dref.task_specs");
+  cfg.add_message_type<task_result>("dref.task_result");
+  cfg.add_message_type<std::vector<task_result>>("dref.task_results");
+  cfg.add_message_type<worker_registration>("dref.worker_registration");
+  cfg.add_message_type<worker_stats>("dref.worker_stats");
+  add_dref_error_categories(cfg);
+}
+
+void configure_system(caf::actor_system_config& cfg, const config& rc) {
+  add_message_types(cfg);
+  cfg.load<caf::io::middleman>();
+  if (rc.scheduler_threads > 0)
+    cfg.set("scheduler.max-threads", rc.scheduler_threads);
+  cfg.set("middleman.heartbeat-interval", rc.heartbeat_interval);
+  cfg.set("middleman.connection-timeout", rc.connection_timeout);
+}
+
+} // namespace dref::internal

@@ -1,0 +1,63 @@
+#pragma once
+
+// The typed interfaces between a driver (owner) and its workers, and the
+// types they carry. Internal: users never see these.
+
+#include <cstdint>
+#include <vector>
+
+#include "caf/actor.hpp"
+#include "caf/fwd.hpp"
+#include "caf/meta/type_name.hpp"
+#include "caf/replies_to.hpp"
+#include "caf/typed_actor.hpp"
+
+#include "dref/actors/atoms.hpp"
+#include "dref/actors/runtime.hpp"
+#include "dref/actors/task_spec.hpp"
+#include "dref/refs/object_id.hpp"
+
+namespace dref::internal {
+
+/// Runs the tasks of one worker process, one at a time, in arrival order.
+using executor_actor
+  = caf::typed_actor<caf::reacts_to<submit_atom, std::vector<task_spec>>>;
+
+/// Serves a worker's stored values to the owner and to other workers.
+using store_actor = caf::typed_actor<
+  caf::replies_to<fetch_atom, object_id>::with<blob>,
+  caf::reacts_to<free_atom, std::vector<object_id>>,
+  caf::replies_to<stats_atom>::with<worker_stats>>;
+
+/// A worker introduces itself to its owner.
+struct worker_registration {
+  uint32_t version = 0;
+  worker_id id = 0;
+  int32_t pid = 0;
+  uint16_t port = 0;
+  executor_actor executor;
+  store_actor store;
+  caf::actor echo;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, worker_registration& x) {
+  return f(caf::meta::type_name("dref.worker_registration"), x.version, x.id,
+           x.pid, x.port, x.executor, x.store, x.echo);
+}
+
+/// The owner: receives registrations and results, answers `get`.
+using owner_actor = caf::typed_actor<
+  caf::replies_to<register_atom, worker_registration>::with<caf::ok_atom>,
+  caf::reacts_to<done_atom, worker_id, std::vector<task_result>>,
+  caf::reacts_to<flush_atom>,
+  caf::replies_to<get_atom, object_id>::with<blob>>;
+
+/// Registers every message type above and the error categories.
+void add_message_types(caf::actor_system_config& cfg);
+
+/// Applies the settings both drivers and workers use (scheduler threads,
+/// heartbeats, middleman) and loads the middleman.
+void configure_system(caf::actor_system_config& cfg, const config& rc);
+
+} // namespace dref::internal

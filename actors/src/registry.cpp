@@ -1,0 +1,64 @@
+#include "dref/actors/registry.hpp"
+
+namespace dref {
+
+registry& registry::instance() {
+  static registry obj;
+  return obj;
+}
+
+void registry::add_function(const void* fn, function_entry entry) {
+  function_names_[fn] = entry.name;
+  auto name = entry.name;
+  functions_[name] = std::move(entry);
+}
+
+const function_entry* registry::function(const std::string& name) const {
+  auto i = functions_.find(name);
+  return i != functions_.end() ? &i->second : nullptr;
+}
+
+const std::string* registry::function_name(const void* fn) const {
+  auto i = function_names_.find(fn);
+  return i != function_names_.end() ? &i->second : nullptr;
+}
+
+void registry::add_class(std::type_index type, actor_class_entry entry) {
+  class_names_.emplace(type, entry.name);
+  auto name = entry.name;
+  classes_[name] = std::move(entry);
+}
+
+const actor_class_entry* registry::actor_class(const std::string& name) const {
+  auto i = classes_.find(name);
+  return i != classes_.end() ? &i->second : nullptr;
+}
+
+const actor_class_entry* registry::actor_class(std::type_index type) const {
+  auto i = class_names_.find(type);
+  return i != class_names_.end() ? actor_class(i->second) : nullptr;
+}
+
+void registry::add_constructor(const std::string& key, constructor_entry entry) {
+  constructors_[key] = std::move(entry);
+}
+
+const constructor_entry* registry::constructor(const std::string& key) const {
+  auto i = constructors_.find(key);
+  return i != constructors_.end() ? &i->second : nullptr;
+}
+
+std::string registry::constructor_key(const std::string& type_tag,
+                                      const std::vector<std::string>& args) {
+  auto key = type_tag;
+  key += '(';
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (i > 0)
+      key += ',';
+    key += args[i];
+  }
+  key += ')';
+  return key;
+}
+
+} // namespace dref

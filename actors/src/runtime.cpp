@@ -1,0 +1,706 @@
+#include "runtime_impl.hpp"
+
+#include <algorithm>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "caf/all.hpp"
+#include "caf/io/middleman.hpp"
+
+#include "dref/actors/error.hpp"
+#include "dref/refs/error.hpp"
+
+namespace dref {
+
+namespace internal {
+
+namespace {
+
+uint64_t random_owner_id() {
+  std::random_device rd;
+  uint64_t x = (uint64_t{rd()} << 32) ^ rd();
+  return x == 0 ? 1 : x;
+}
+
+std::string ms_text(caf::timespan t) {
+  return std::to_string(
+           std::chrono::duration_cast<std::chrono::milliseconds>(t).count())
+         + " ms";
+}
+
+using clock_type = std::chrono::steady_clock;
+
+clock_type::time_point deadline_of(caf::timespan timeout) {
+  if (timeout == no_timeout)
+    return clock_type::time_point::max();
+  return clock_type::now()
+         + std::chrono::duration_cast<clock_type::duration>(timeout);
+}
+
+} // namespace
+
+// -- construction -------------------------------------------------------------
+
+runtime_impl::runtime_impl(config cfg)
+  : cfg_(std::move(cfg)),
+    owner_id_(random_owner_id()),
+    table_([this](const object_id& id, object_entry&& e) {
+      on_free(id, std::move(e));
+    }) {
+  // nop
+}
+
+runtime_impl::~runtime_impl() {
+  stop();
+}
+
+owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
+                                                  runtime_impl* rt) {
+  rt->self_ = self;
+  self->set_down_handler(
+    [rt](caf::down_msg& dm) { rt->on_worker_down(dm.source); });
+  self->attach_functor([rt] { rt->self_ = nullptr; });
+  return {
+    [self, rt](register_atom,
+               const worker_registration& reg) -> caf::result<caf::ok_atom> {
+      if (auto err = rt->on_register(reg))
+        return err;
+      self->monitor(reg.executor);
+      return caf::ok_atom::value;
+    },
+    [rt](done_atom, worker_id w, std::vector<task_result>& results) {
+      rt->on_results(w, results);
+    },
+    [rt](flush_atom) { rt->flush(); },
+    [self, rt](get_atom, const object_id& id) {
+      auto rp = self->make_response_promise<blob>();
+      rt->on_get(id, rp);
+      return rp;
+    },
+  };
+}
+
+void runtime_impl::start() {
+  auto fail = [this](caf::error err) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    status_ = std::move(err);
+  };
+  caf_cfg_ = std::make_unique<caf::actor_system_config>();
+  configure_system(*caf_cfg_, cfg_);
+  sys_ = std::make_unique<caf::actor_system>(*caf_cfg_);
+  owner_ = sys_->spawn<caf::detached>(owner_fn, this);
+  auto port = sys_->middleman().publish(owner_, 0, "127.0.0.1", true);
+  if (!port) {
+    fail(make_error(actors_errc::runtime_down,
+                    "cannot listen on 127.0.0.1: " + sys_->render(port.error())));
+    return;
+  }
+  port_ = *port;
+  auto n = cfg_.num_workers;
+  if (n == 0)
+    n = std::max(1u, std::thread::hardware_concurrency());
+  for (size_t i = 0; i < n; ++i) {
+    auto pid = launch_worker(next_worker_++);
+    if (!pid) {
+      fail(pid.error());
+      return;
+    }
+  }
+  auto deadline = deadline_of(cfg_.start_timeout);
+  std::unique_lock<std::mutex> lk{mtx_};
+  while (workers_.size() < n) {
+    if (clock_type::now() >= deadline) {
+      status_ = make_error(actors_errc::runtime_down,
+                           "workers did not register within "
+                             + ms_text(cfg_.start_timeout));
+      return;
+    }
+    cv_.wait_for(lk, std::chrono::milliseconds{20});
+    lk.unlock();
+    for (auto pid : pool_.pids()) {
+      if (pool_.reap(pid)) {
+        lk.lock();
+        status_ = make_error(actors_errc::runtime_down,
+                             "worker process " + std::to_string(pid)
+                               + " exited while starting");
+        return;
+      }
+    }
+    lk.lock();
+  }
+  running_ = true;
+}
+
+caf::expected<int> runtime_impl::launch_worker(worker_id id) {
+  auto ms = [](caf::timespan t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t).count();
+  };
+  std::ostringstream spec;
+  spec << "127.0.0.1 " << port_ << ' ' << id << ' ' << cfg_.inline_limit << ' '
+       << ms(cfg_.fetch_timeout) << ' ' << cfg_.scheduler_threads << ' '
+       << ms(cfg_.heartbeat_interval) << ' ' << ms(cfg_.connection_timeout);
+  return pool_.launch(spec.str());
+}
+
+void runtime_impl::stop() {
+  if (stopped_.exchange(true))
+    return;
+  running_ = false;
+  std::vector<worker_conn> conns;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!status_)
+      status_ = make_error(actors_errc::runtime_down, "the runtime stopped");
+    for (auto& [id, c] : workers_)
+      conns.push_back(c);
+  }
+  cv_.notify_all();
+  for (auto& c : conns)
+    caf::anon_send_exit(c.executor, caf::exit_reason::user_shutdown);
+  conns.clear();
+  pool_.stop_all(std::chrono::seconds{3});
+  if (sys_) {
+    caf::anon_send_exit(owner_, caf::exit_reason::user_shutdown);
+  }
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    workers_.clear();
+    by_addr_.clear();
+    owner_ = nullptr;
+  }
+  sys_.reset();
+  caf_cfg_.reset();
+}
+
+caf::error runtime_impl::status() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return status_;
+}
+
+caf::error runtime_impl::runtime_down_error() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return status_ ? status_ : make_error(actors_errc::runtime_down);
+}
+
+// -- ref counting -------------------------------------------------------------
+
+void runtime_impl::add_local_ref(const object_id& id) noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  table_.add_local_ref(id);
+}
+
+void runtime_impl::remove_local_ref(const object_id& id) noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  table_.remove_local_ref(id);
+}
+
+void runtime_impl::on_free(const object_id& id, object_entry&& e) {
+  for (auto w : e.locations)
+    frees_[w].push_back(id);
+  if (!e.locations.empty())
+    schedule_flush();
+}
+
+// -- submitting ---------------------------------------------------------------
+
+ref_base runtime_impl::submit(task_spec spec) {
+  if (!running_)
+    return failed_ref(runtime_down_error());
+  auto id = make_id();
+  spec.result = id;
+  auto task = std::make_shared<const task_spec>(std::move(spec));
+  auto made_by = std::make_shared<lineage>();
+  made_by->function = task->name;
+  made_by->task = task;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    table_.add_pending(id, std::move(made_by));
+    for (auto& arg : task->args)
+      if (arg.kind == 1)
+        table_.add_submitted_ref(arg.ref);
+    dispatch_result out;
+    dispatcher_.submit(task, table_, out);
+    apply(out, nullptr);
+  }
+  return ref_base{id, shared_from_this()};
+}
+
+ref_base runtime_impl::failed_ref(caf::error err) {
+  auto id = make_id();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    table_.add_pending(id, nullptr);
+    table_.set_failed(id, std::move(err));
+  }
+  return ref_base{id, shared_from_this()};
+}
+
+ref_base runtime_impl::put_blob(blob value) {
+  if (!running_)
+    return failed_ref(runtime_down_error());
+  auto id = make_id();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    table_.add_ready(id, std::make_shared<const blob>(std::move(value)));
+  }
+  return ref_base{id, shared_from_this()};
+}
+
+void runtime_impl::destroy_actor(uint64_t actor, const std::string& cls) {
+  if (stopped_)
+    return;
+  auto task = std::make_shared<task_spec>();
+  task->kind = static_cast<uint8_t>(task_kind::actor_destroy);
+  task->name = cls;
+  task->actor = actor;
+  std::lock_guard<std::mutex> guard{mtx_};
+  dispatch_result out;
+  dispatcher_.submit(std::move(task), table_, out);
+  apply(out, nullptr);
+}
+
+void runtime_impl::apply(dispatch_result& res,
+                         std::vector<object_id>* changed) {
+  for (auto& [id, err] : res.failures) {
+    table_.set_failed(id, std::move(err));
+    if (changed != nullptr)
+      changed->push_back(id);
+  }
+  for (auto& spec : res.finished)
+    for (auto& arg : spec->args)
+      if (arg.kind == 1)
+        table_.remove_submitted_ref(arg.ref);
+  if (!res.sends.empty()) {
+    if (outbox_.empty())
+      outbox_ = std::move(res.sends);
+    else
+      std::move(res.sends.begin(), res.sends.end(),
+                std::back_inserter(outbox_));
+    schedule_flush();
+  }
+}
+
+void runtime_impl::schedule_flush() {
+  if (flush_pending_ || stopped_ || !owner_)
+    return;
+  flush_pending_ = true;
+  caf::anon_send(owner_, flush_atom::value);
+}
+
+void runtime_impl::flush() {
+  constexpr size_t max_batch = 1024;
+  std::lock_guard<std::mutex> flush_guard{flush_mtx_};
+  std::vector<std::pair<worker_id, task_spec>> tasks;
+  std::map<worker_id, std::vector<object_id>> frees;
+  std::map<worker_id, worker_conn> conns;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    flush_pending_ = false;
+    if (outbox_.empty() && frees_.empty())
+      return;
+    tasks.swap(outbox_);
+    frees.swap(frees_);
+    for (auto& [w, t] : tasks)
+      if (conns.count(w) == 0)
+        if (auto i = workers_.find(w); i != workers_.end())
+          conns.emplace(w, i->second);
+    for (auto& [w, ids] : frees)
+      if (conns.count(w) == 0)
+        if (auto i = workers_.find(w); i != workers_.end())
+          conns.emplace(w, i->second);
+  }
+  if (stopped_)
+    return;
+  // Tasks for a worker that is gone were already failed by the dispatcher.
+  std::map<worker_id, std::vector<task_spec>> batches;
+  for (auto& [w, t] : tasks) {
+    auto c = conns.find(w);
+    if (c == conns.end())
+      continue;
+    auto& batch = batches[w];
+    batch.push_back(std::move(t));
+    if (batch.size() >= max_batch) {
+      caf::anon_send(c->second.executor, submit_atom::value, std::move(batch));
+      batch = std::vector<task_spec>{};
+    }
+  }
+  for (auto& [w, batch] : batches)
+    if (!batch.empty())
+      caf::anon_send(conns[w].executor, submit_atom::value, std::move(batch));
+  for (auto& [w, ids] : frees) {
+    auto c = conns.find(w);
+    if (c != conns.end())
+      caf::anon_send(c->second.store, free_atom::value, std::move(ids));
+  }
+}
+
+// -- owner actor --------------------------------------------------------------
+
+caf::error runtime_impl::on_register(const worker_registration& reg) {
+  if (reg.version != cluster_protocol_version)
+    return make_error(actors_errc::invalid_argument,
+                      "worker speaks protocol version "
+                        + std::to_string(reg.version) + ", driver "
+                        + std::to_string(cluster_protocol_version));
+  std::vector<object_id> changed;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    worker_conn c;
+    c.id = reg.id;
+    c.pid = reg.pid;
+    c.port = reg.port;
+    c.executor = reg.executor;
+    c.store = reg.store;
+    c.echo = reg.echo;
+    workers_[reg.id] = c;
+    by_addr_[reg.executor.address()] = reg.id;
+    dispatcher_.add_worker(reg.id, reg.port);
+    dispatch_result out;
+    dispatcher_.retry_held(table_, out);
+    apply(out, &changed);
+  }
+  cv_.notify_all();
+  deliver_waiters(changed);
+  flush();
+  return caf::none;
+}
+
+void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
+  std::vector<object_id> changed;
+  changed.reserve(results.size());
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    dispatch_result out;
+    for (auto& r : results) {
+      dispatcher_.completed(r.id, out);
+      bool known = false;
+      switch (r.status) {
+        case task_result::inline_value:
+          known = table_.set_ready(
+            r.id, std::make_shared<const blob>(std::move(r.value)), r.size, w);
+          break;
+        case task_result::stored:
+          known = table_.set_ready(r.id, nullptr, r.size, w);
+          break;
+        default:
+          known = table_.add_location(r.id, w)
+                  && table_.set_failed(r.id, std::move(r.error));
+      }
+      if (!known) {
+        // Not (or no longer) pending here: the worker's copy must go.
+        frees_[w].push_back(r.id);
+        schedule_flush();
+      }
+      changed.push_back(r.id);
+    }
+    dispatcher_.retry_held(table_, out);
+    apply(out, &changed);
+  }
+  cv_.notify_all();
+  deliver_waiters(changed);
+  flush();
+}
+
+void runtime_impl::on_worker_down(const caf::actor_addr& who) {
+  std::vector<object_id> changed;
+  worker_conn conn;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = by_addr_.find(who);
+    if (i == by_addr_.end())
+      return;
+    auto w = i->second;
+    by_addr_.erase(i);
+    conn = workers_[w];
+    workers_.erase(w);
+    frees_.erase(w);
+    dispatch_result out;
+    dispatcher_.remove_worker(w, out);
+    auto lost = table_.drop_location(w);
+    changed.insert(changed.end(), lost.begin(), lost.end());
+    dispatcher_.retry_held(table_, out);
+    apply(out, &changed);
+  }
+  cv_.notify_all();
+  deliver_waiters(changed);
+  pool_.kill_and_reap(conn.pid);
+  if (running_ && !stopped_ && cfg_.restart_workers)
+    launch_worker(next_worker_++);
+  flush();
+}
+
+void runtime_impl::on_get(const object_id& id,
+                          caf::typed_response_promise<blob> rp) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto e = table_.find(id);
+    if (e != nullptr && e->state == object_state::pending) {
+      waiters_[id].push_back(std::move(rp));
+      return;
+    }
+  }
+  answer(id, std::move(rp));
+}
+
+void runtime_impl::answer(const object_id& id,
+                          caf::typed_response_promise<blob> rp) {
+  store_actor from;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto e = table_.find(id);
+    if (e == nullptr) {
+      rp.deliver(make_error(refs_errc::unknown_object, to_string(id)));
+      return;
+    }
+    if (e->state == object_state::failed) {
+      rp.deliver(e->error);
+      return;
+    }
+    if (e->value) {
+      rp.deliver(*e->value);
+      return;
+    }
+    for (auto w : e->locations)
+      if (auto i = workers_.find(w); i != workers_.end()) {
+        from = i->second.store;
+        break;
+      }
+  }
+  if (!from || self_ == nullptr) {
+    rp.deliver(make_error(refs_errc::object_lost, to_string(id)));
+    return;
+  }
+  self_->request(from, cfg_.fetch_timeout, fetch_atom::value, id)
+    .then([rp](blob& bytes) mutable { rp.deliver(std::move(bytes)); },
+          [rp](caf::error& err) mutable { rp.deliver(err); });
+}
+
+void runtime_impl::deliver_waiters(const std::vector<object_id>& ids) {
+  if (waiters_.empty())
+    return;
+  for (auto& id : ids) {
+    auto i = waiters_.find(id);
+    if (i == waiters_.end())
+      continue;
+    auto rps = std::move(i->second);
+    waiters_.erase(i);
+    for (auto& rp : rps)
+      answer(id, std::move(rp));
+  }
+}
+
+// -- reading ------------------------------------------------------------------
+
+caf::expected<std::shared_ptr<const blob>>
+runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
+  if (x.context() != this)
+    return make_error(actors_errc::invalid_argument,
+                      x.valid() ? "a ref owned by another runtime"
+                                : "an empty ref");
+  flush();
+  auto deadline = deadline_of(timeout);
+  store_actor from;
+  {
+    std::unique_lock<std::mutex> lk{mtx_};
+    for (;;) {
+      auto e = table_.find(x.id());
+      if (e == nullptr)
+        return make_error(refs_errc::unknown_object, to_string(x.id()));
+      if (e->state == object_state::failed)
+        return e->error;
+      if (e->state == object_state::ready) {
+        if (e->value)
+          return e->value;
+        for (auto w : e->locations)
+          if (auto i = workers_.find(w); i != workers_.end()) {
+            from = i->second.store;
+            break;
+          }
+        if (!from)
+          return make_error(refs_errc::object_lost, to_string(x.id()));
+        break;
+      }
+      if (stopped_)
+        return status_ ? status_ : make_error(actors_errc::runtime_down);
+      if (deadline == clock_type::time_point::max())
+        cv_.wait(lk);
+      else if (cv_.wait_until(lk, deadline) == std::cv_status::timeout
+               && table_.find(x.id()) != nullptr
+               && table_.find(x.id())->state == object_state::pending)
+        return make_error(actors_errc::timeout,
+                          "object " + to_string(x.id())
+                            + " not ready after " + ms_text(timeout));
+    }
+  }
+  // The value stays at a worker: fetch it from there.
+  auto limit = cfg_.fetch_timeout;
+  if (deadline != clock_type::time_point::max())
+    limit = std::min<caf::timespan>(
+      limit, std::chrono::duration_cast<caf::timespan>(deadline
+                                                       - clock_type::now()));
+  caf::expected<std::shared_ptr<const blob>> result{
+    make_error(actors_errc::timeout)};
+  caf::scoped_actor self{*sys_};
+  self->request(from, limit, fetch_atom::value, x.id())
+    .receive(
+      [&](blob& bytes) {
+        result = std::make_shared<const blob>(std::move(bytes));
+      },
+      [&](caf::error& err) {
+        if (err == caf::sec::request_timeout)
+          result = make_error(actors_errc::timeout,
+                              "fetching " + to_string(x.id()));
+        else
+          result = std::move(err);
+      });
+  return result;
+}
+
+std::vector<bool>
+runtime_impl::wait_ids(const std::vector<const ref_base*>& xs, size_t n,
+                       caf::timespan timeout) {
+  flush();
+  n = std::min(n, xs.size());
+  auto deadline = deadline_of(timeout);
+  std::vector<bool> ready(xs.size(), false);
+  std::unique_lock<std::mutex> lk{mtx_};
+  bool timed_out = false;
+  for (;;) {
+    size_t count = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      if (!ready[i]) {
+        auto e = table_.find(xs[i]->id());
+        ready[i] = xs[i]->context() != this || e == nullptr
+                   || e->state != object_state::pending;
+      }
+      count += ready[i] ? 1 : 0;
+    }
+    if (count >= n || stopped_ || timed_out)
+      return ready;
+    if (deadline == clock_type::time_point::max())
+      cv_.wait(lk);
+    else
+      timed_out = cv_.wait_until(lk, deadline) == std::cv_status::timeout;
+  }
+}
+
+// -- introspection ------------------------------------------------------------
+
+std::vector<worker_info> runtime_impl::workers() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<worker_info> result;
+  for (auto& [id, c] : workers_)
+    result.push_back(worker_info{c.id, c.pid, c.port, c.echo});
+  return result;
+}
+
+caf::actor runtime_impl::owner_handle() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return caf::actor_cast<caf::actor>(owner_);
+}
+
+caf::expected<runtime_stats> runtime_impl::stats(caf::timespan timeout) {
+  if (!running_)
+    return runtime_down_error();
+  runtime_stats result;
+  std::vector<worker_conn> conns;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    result.owned_objects = table_.size();
+    result.in_flight_tasks = dispatcher_.in_flight();
+    result.held_tasks = dispatcher_.held();
+    result.actors = dispatcher_.actors();
+    for (auto& [id, c] : workers_)
+      conns.push_back(c);
+  }
+  caf::scoped_actor self{*sys_};
+  caf::error failure;
+  for (auto& c : conns) {
+    self->request(c.store, timeout, stats_atom::value)
+      .receive([&](worker_stats& ws) { result.workers.push_back(ws); },
+               [&](caf::error& err) { failure = std::move(err); });
+    if (failure)
+      return failure;
+  }
+  return result;
+}
+
+// -- free functions behind the templates --------------------------------------
+
+ref_base submit(runtime_impl& rt, task_spec spec) {
+  return rt.submit(std::move(spec));
+}
+
+ref_base failed_ref(runtime_impl& rt, caf::error err) {
+  return rt.failed_ref(std::move(err));
+}
+
+ref_base put_blob(runtime_impl& rt, blob value) {
+  return rt.put_blob(std::move(value));
+}
+
+caf::expected<std::shared_ptr<const blob>>
+get_blob(runtime_impl& rt, const ref_base& x, caf::timespan timeout) {
+  return rt.get_blob(x, timeout);
+}
+
+std::vector<bool> wait_ids(runtime_impl& rt,
+                           const std::vector<const ref_base*>& xs, size_t n,
+                           caf::timespan timeout) {
+  return rt.wait_ids(xs, n, timeout);
+}
+
+uint64_t next_actor_id(runtime_impl& rt) {
+  return rt.next_actor_id();
+}
+
+void destroy_actor(runtime_impl& rt, uint64_t actor, const std::string& cls) {
+  rt.destroy_actor(actor, cls);
+}
+
+const ref_context* context_of(const runtime_impl& rt) {
+  return &rt;
+}
+
+caf::actor owner_actor_of(const ref_base& x) {
+  auto rt = dynamic_cast<runtime_impl*>(x.context());
+  return rt != nullptr ? rt->owner_handle() : caf::actor{};
+}
+
+} // namespace internal
+
+// -- runtime ------------------------------------------------------------------
+
+runtime::runtime(config cfg) {
+  if (auto rc = run_worker_if_requested())
+    std::exit(*rc);
+  impl_ = std::make_shared<internal::runtime_impl>(std::move(cfg));
+  impl_->start();
+}
+
+runtime::~runtime() {
+  impl_->stop();
+}
+
+bool runtime::running() const {
+  return impl_->running();
+}
+
+caf::error runtime::status() const {
+  return impl_->status();
+}
+
+std::vector<worker_info> runtime::workers() const {
+  return impl_->workers();
+}
+
+caf::expected<runtime_stats> runtime::stats(caf::timespan timeout) {
+  return impl_->stats(timeout);
+}
+
+caf::actor_system& runtime::system() {
+  return impl_->system();
+}
+
+} // namespace dref

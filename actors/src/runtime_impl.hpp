@@ -1,0 +1,152 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "caf/actor_system.hpp"
+#include "caf/actor_system_config.hpp"
+#include "caf/typed_response_promise.hpp"
+
+#include "dispatcher.hpp"
+#include "messages.hpp"
+#include "worker_pool.hpp"
+
+#include "dref/actors/runtime.hpp"
+#include "dref/refs/ownership_table.hpp"
+
+namespace dref::internal {
+
+/// A connected worker as the owner knows it.
+struct worker_conn {
+  worker_id id = 0;
+  int pid = 0;
+  uint16_t port = 0;
+  executor_actor executor;
+  store_actor store;
+  caf::actor echo;
+};
+
+/// The state behind `runtime`: the owner of every object the driver's calls
+/// create, the connection to the workers, and the worker processes.
+///
+/// Threads: user threads (calls, gets, ref copies) and the owner actor (a
+/// detached CAF actor: registrations, results, worker deaths) share the
+/// bookkeeping below under `mtx_`. Sends to workers happen in `flush`, one
+/// flush at a time (`flush_mtx_`), so each worker receives its tasks in the
+/// order the dispatcher decided.
+///
+/// Lifetime: owned by `runtime` and by every ref and actor handle (through
+/// `shared_ptr`); `stop` ends the actor system and the processes, after
+/// which the remaining refs only update the table.
+class runtime_impl : public ref_context,
+                     public std::enable_shared_from_this<runtime_impl> {
+public:
+  explicit runtime_impl(config cfg);
+  ~runtime_impl() override;
+
+  // Starts the system, the owner actor and the workers (blocking).
+  void start();
+
+  // Stops everything (blocking, bounded).
+  void stop();
+
+  // -- ref_context ------------------------------------------------------------
+
+  void add_local_ref(const object_id& id) noexcept override;
+  void remove_local_ref(const object_id& id) noexcept override;
+
+  // -- API --------------------------------------------------------------------
+
+  ref_base submit(task_spec spec);
+  ref_base failed_ref(caf::error err);
+  ref_base put_blob(blob value);
+  caf::expected<std::shared_ptr<const blob>> get_blob(const ref_base& x,
+                                                      caf::timespan timeout);
+  std::vector<bool> wait_ids(const std::vector<const ref_base*>& xs, size_t n,
+                             caf::timespan timeout);
+  uint64_t next_actor_id() {
+    return next_actor_++;
+  }
+  void destroy_actor(uint64_t actor, const std::string& cls);
+  std::vector<worker_info> workers() const;
+  caf::expected<runtime_stats> stats(caf::timespan timeout);
+  caf::actor owner_handle() const;
+
+  bool running() const {
+    return running_;
+  }
+  caf::error status() const;
+  caf::actor_system& system() {
+    return *sys_;
+  }
+
+  // -- owner actor callbacks (run in the owner actor) ------------------------
+
+  caf::error on_register(const worker_registration& reg);
+  void on_results(worker_id w, std::vector<task_result>& results);
+  void on_worker_down(const caf::actor_addr& who);
+  void on_get(const object_id& id, caf::typed_response_promise<blob> rp);
+  // Answers `rp` from the value of `id` (pending objects: later).
+  void answer(const object_id& id, caf::typed_response_promise<blob> rp);
+
+  // Sends queued tasks and frees to the workers.
+  void flush();
+
+  // The owner actor's behavior.
+  static owner_actor::behavior_type owner_fn(owner_actor::pointer self,
+                                             runtime_impl* rt);
+
+private:
+  object_id make_id() {
+    return object_id{owner_id_, next_seq_++};
+  }
+  // @pre mtx_ held. Applies a dispatcher step; ids whose state changed are
+  // appended to `changed`.
+  void apply(dispatch_result& res, std::vector<object_id>* changed);
+  // @pre mtx_ held. Makes sure a flush follows.
+  void schedule_flush();
+  // @pre mtx_ held. Called by the table for each freed object.
+  void on_free(const object_id& id, object_entry&& entry);
+  // Delivers answers to `get` requests waiting for `ids` (owner actor only).
+  void deliver_waiters(const std::vector<object_id>& ids);
+  caf::expected<int> launch_worker(worker_id id);
+  caf::error runtime_down_error() const;
+
+  config cfg_;
+  uint64_t owner_id_;
+  std::atomic<uint64_t> next_seq_{1};
+  std::atomic<uint64_t> next_actor_{1};
+  std::atomic<worker_id> next_worker_{1};
+  std::unique_ptr<caf::actor_system_config> caf_cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  owner_actor owner_;
+  uint16_t port_ = 0;
+  worker_pool pool_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stopped_{false};
+
+  mutable std::mutex mtx_;
+  std::condition_variable cv_;                           // signals mtx_ changes
+  caf::error status_;                                    // guarded by mtx_
+  ownership_table table_;                                // guarded by mtx_
+  dispatcher dispatcher_;                                // guarded by mtx_
+  std::map<worker_id, worker_conn> workers_;             // guarded by mtx_
+  std::map<caf::actor_addr, worker_id> by_addr_;         // guarded by mtx_
+  std::vector<std::pair<worker_id, task_spec>> outbox_;  // guarded by mtx_
+  std::map<worker_id, std::vector<object_id>> frees_;    // guarded by mtx_
+  bool flush_pending_ = false;                           // guarded by mtx_
+  std::mutex flush_mtx_;
+
+  // Owner actor only: the actor itself, while it runs.
+  owner_actor::pointer self_ = nullptr;
+  // Owner actor only: promises of `get` requests for pending objects.
+  std::unordered_map<object_id, std::vector<caf::typed_response_promise<blob>>>
+    waiters_;
+};
+
+} // namespace dref::internal

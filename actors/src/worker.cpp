@@ -1,0 +1,404 @@
+// The worker process: an executor that runs tasks one at a time, a store
+// server that hands out the values they made, and an echo actor for
+// benchmarks. Started by `worker_pool`, entered through
+// `run_worker_if_requested`.
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <unordered_map>
+
+#include <unistd.h>
+
+#include "caf/all.hpp"
+#include "caf/io/middleman.hpp"
+
+#include "messages.hpp"
+
+#include "dref/actors/error.hpp"
+#include "dref/actors/registry.hpp"
+#include "dref/refs/error.hpp"
+#include "dref/store/error.hpp"
+#include "dref/store/local_store.hpp"
+
+namespace dref {
+
+namespace internal {
+
+namespace {
+
+/// What the driver tells a worker through `DREF_WORKER`.
+struct worker_settings {
+  std::string host;
+  uint16_t owner_port = 0;
+  worker_id id = 0;
+  config cfg;
+};
+
+bool parse_settings(const char* text, worker_settings& out) {
+  std::istringstream in{text};
+  long long fetch_ms = 0, hb_ms = 0, timeout_ms = 0;
+  in >> out.host >> out.owner_port >> out.id >> out.cfg.inline_limit
+    >> fetch_ms >> out.cfg.scheduler_threads >> hb_ms >> timeout_ms;
+  if (!in)
+    return false;
+  out.cfg.fetch_timeout = std::chrono::milliseconds{fetch_ms};
+  out.cfg.heartbeat_interval = std::chrono::milliseconds{hb_ms};
+  out.cfg.connection_timeout = std::chrono::milliseconds{timeout_ms};
+  return true;
+}
+
+/// One actor instance hosted by this worker.
+struct actor_instance {
+  const actor_class_entry* cls = nullptr;
+  std::shared_ptr<void> object;
+};
+
+/// State of the executor actor. Touched only by the executor's own thread.
+struct executor_state {
+  worker_id self_id = 0;
+  config cfg;
+  owner_actor owner;
+  std::shared_ptr<local_store> store;
+  std::shared_ptr<std::atomic<uint64_t>> actor_count;
+  std::unordered_map<uint64_t, actor_instance> actors;
+  std::unordered_map<worker_id, store_actor> peers;
+  std::vector<task_result> pending; // results not yet sent
+  std::chrono::steady_clock::time_point first_pending;
+  static inline const char* name = "dref.executor";
+};
+
+using executor_pointer = executor_actor::stateful_pointer<executor_state>;
+
+caf::error type_error(const std::string& what, const std::string& expected,
+                      const std::string& got) {
+  return make_error(refs_errc::type_mismatch,
+                    what + ": expected " + expected + ", got " + got);
+}
+
+caf::error check_signature(const std::string& what,
+                           const std::vector<std::string>& params,
+                           const std::string& result, const task_spec& t) {
+  if (params.size() != t.args.size())
+    return make_error(refs_errc::type_mismatch,
+                      what + ": takes " + std::to_string(params.size())
+                        + " arguments, called with "
+                        + std::to_string(t.args.size()));
+  for (size_t i = 0; i < params.size(); ++i)
+    if (params[i] != t.args[i].type)
+      return type_error(what + " argument " + std::to_string(i), params[i],
+                        t.args[i].type);
+  if (result != t.result_type)
+    return type_error(what + " result", result, t.result_type);
+  return caf::none;
+}
+
+// Fetches an argument from another worker's store (blocking this thread).
+caf::expected<std::shared_ptr<const blob>>
+fetch_remote(executor_pointer self, const task_arg& arg) {
+  auto& st = self->state;
+  auto& peer = st.peers[arg.location];
+  if (!peer) {
+    auto h = self->system().middleman().remote_actor<store_actor>("127.0.0.1",
+                                                                  arg.port);
+    if (!h)
+      return make_error(refs_errc::object_lost,
+                        "cannot reach worker " + std::to_string(arg.location)
+                          + " holding " + to_string(arg.ref) + ": "
+                          + self->system().render(h.error()));
+    peer = *h;
+  }
+  caf::expected<std::shared_ptr<const blob>> result{caf::error{}};
+  caf::scoped_actor blocker{self->system()};
+  blocker->request(peer, st.cfg.fetch_timeout, fetch_atom::value, arg.ref)
+    .receive(
+      [&](blob& bytes) {
+        result = std::make_shared<const blob>(std::move(bytes));
+      },
+      [&](caf::error& err) {
+        st.peers.erase(arg.location);
+        result = make_error(refs_errc::object_lost,
+                            "fetching " + to_string(arg.ref) + " from worker "
+                              + std::to_string(arg.location) + ": "
+                              + self->system().render(err));
+      });
+  return result;
+}
+
+caf::expected<blob> invoke_guarded(const std::string& what,
+                                   const std::function<caf::expected<blob>()>& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return make_error(actors_errc::task_failed, what + ": " + e.what());
+  } catch (...) {
+    return make_error(actors_errc::task_failed,
+                      what + ": unknown exception");
+  }
+}
+
+// Runs one task; returns its serialized result or its error.
+caf::expected<blob> run_task(executor_pointer self, const task_spec& t) {
+  auto& st = self->state;
+  auto kind = static_cast<task_kind>(t.kind);
+  // 1. Resolve the arguments: inline, local store, or another worker.
+  std::vector<std::shared_ptr<const blob>> holders;
+  std::vector<const blob*> args;
+  args.reserve(t.args.size());
+  for (auto& arg : t.args) {
+    if (arg.kind == 0) {
+      args.push_back(&arg.value);
+      continue;
+    }
+    std::shared_ptr<const blob> value;
+    if (arg.location == st.self_id) {
+      auto obj = st.store->get(arg.ref);
+      if (!obj)
+        return make_error(refs_errc::object_lost,
+                          to_string(arg.ref) + " is not in worker "
+                            + std::to_string(st.self_id));
+      if (obj->error)
+        return obj->error; // the argument's task failed: so does this one
+      value = std::move(obj->value);
+    } else {
+      auto fetched = fetch_remote(self, arg);
+      if (!fetched)
+        return std::move(fetched.error());
+      value = std::move(*fetched);
+    }
+    args.push_back(value.get());
+    holders.push_back(std::move(value));
+  }
+  auto& reg = registry::instance();
+  // 2. Run it.
+  switch (kind) {
+    case task_kind::function: {
+      auto fn = reg.function(t.name);
+      if (fn == nullptr)
+        return make_error(actors_errc::unknown_function,
+                          "no function named '" + t.name + "'");
+      if (auto err = check_signature(t.name, fn->arg_types, fn->result_type,
+                                     t))
+        return err;
+      return invoke_guarded(t.name, [&] { return fn->invoke(args.data()); });
+    }
+    case task_kind::actor_create: {
+      auto cls = reg.actor_class(t.name);
+      if (cls == nullptr)
+        return make_error(actors_errc::unknown_function,
+                          "no actor class named '" + t.name + "'");
+      std::vector<std::string> types;
+      for (auto& arg : t.args)
+        types.push_back(arg.type);
+      auto ctor = reg.constructor(registry::constructor_key(cls->type, types));
+      if (ctor == nullptr)
+        return make_error(actors_errc::unknown_function,
+                          "no constructor " + t.name + " for these arguments");
+      std::shared_ptr<void> obj;
+      auto res = invoke_guarded(t.name + " constructor", [&] {
+        auto made = ctor->create(args.data());
+        if (!made)
+          return caf::expected<blob>{std::move(made.error())};
+        obj = std::move(*made);
+        blob out;
+        if (auto err = to_blob(unit_t{}, out))
+          return caf::expected<blob>{err};
+        return caf::expected<blob>{std::move(out)};
+      });
+      if (res) {
+        st.actors[t.actor] = actor_instance{cls, std::move(obj)};
+        ++*st.actor_count;
+      }
+      return res;
+    }
+    case task_kind::actor_call: {
+      auto i = st.actors.find(t.actor);
+      if (i == st.actors.end())
+        return make_error(actors_errc::task_failed,
+                          t.name + " actor " + std::to_string(t.actor)
+                            + " does not exist (its construction failed)");
+      auto& inst = i->second;
+      if (t.method >= inst.cls->methods.size())
+        return make_error(actors_errc::unknown_function,
+                          t.name + " has no method #"
+                            + std::to_string(t.method));
+      auto& m = inst.cls->methods[t.method];
+      auto what = t.name + "::" + m.name;
+      if (auto err = check_signature(what, m.arg_types, m.result_type, t))
+        return err;
+      return invoke_guarded(
+        what, [&] { return m.invoke(inst.object.get(), args.data()); });
+    }
+    case task_kind::actor_destroy:
+      if (st.actors.erase(t.actor) > 0)
+        --*st.actor_count;
+      return blob{};
+  }
+  return make_error(actors_errc::invalid_argument, "unknown task kind");
+}
+
+void send_results(executor_pointer self) {
+  auto& st = self->state;
+  if (st.pending.empty())
+    return;
+  self->send(st.owner, done_atom::value, st.self_id, std::move(st.pending));
+  st.pending = std::vector<task_result>{};
+}
+
+executor_actor::behavior_type executor_fn(executor_pointer self,
+                                          worker_settings ws, owner_actor owner,
+                                          std::shared_ptr<local_store> store,
+                                          std::shared_ptr<std::atomic<uint64_t>>
+                                            actor_count) {
+  auto& st = self->state;
+  st.self_id = ws.id;
+  st.cfg = ws.cfg;
+  st.owner = owner;
+  st.store = std::move(store);
+  st.actor_count = std::move(actor_count);
+  // The owner is gone: nobody will free or read our objects. End.
+  self->monitor(owner);
+  self->set_down_handler([self](caf::down_msg&) { self->quit(); });
+  return {
+    [self](submit_atom, std::vector<task_spec>& batch) {
+      using clock = std::chrono::steady_clock;
+      constexpr auto max_delay = std::chrono::milliseconds{2};
+      auto& st = self->state;
+      for (auto& t : batch) {
+        auto res = run_task(self, t);
+        if (!t.result.valid())
+          continue; // destroy: nothing to report
+        task_result r;
+        r.id = t.result;
+        if (res) {
+          auto value = std::make_shared<const blob>(std::move(*res));
+          r.size = value->size();
+          if (r.size <= st.cfg.inline_limit) {
+            r.status = task_result::inline_value;
+            r.value = *value;
+          } else {
+            r.status = task_result::stored;
+          }
+          st.store->put(t.result, stored_object{std::move(value), {}});
+        } else {
+          r.status = task_result::failed;
+          r.error = res.error();
+          st.store->put(t.result, stored_object{nullptr, std::move(res.error())});
+        }
+        if (st.pending.empty())
+          st.first_pending = clock::now();
+        st.pending.push_back(std::move(r));
+        if (clock::now() - st.first_pending >= max_delay)
+          send_results(self);
+      }
+      send_results(self);
+    },
+  };
+}
+
+caf::behavior store_fn(caf::event_based_actor*, worker_id id,
+                       std::shared_ptr<local_store> store,
+                       std::shared_ptr<std::atomic<uint64_t>> actor_count) {
+  return {
+    [store](fetch_atom, const object_id& oid) -> caf::result<blob> {
+      auto obj = store->get(oid);
+      if (!obj)
+        return make_error(store_errc::not_found, to_string(oid));
+      if (obj->error)
+        return obj->error;
+      return *obj->value;
+    },
+    [store](free_atom, const std::vector<object_id>& ids) {
+      for (auto& oid : ids)
+        store->erase(oid);
+    },
+    [id, store, actor_count](stats_atom) {
+      worker_stats ws;
+      ws.id = id;
+      ws.pid = static_cast<int>(getpid());
+      ws.objects = store->count();
+      ws.bytes = store->bytes();
+      ws.actors = actor_count->load();
+      return ws;
+    },
+  };
+}
+
+caf::behavior echo_fn(caf::event_based_actor*) {
+  return {
+    [](echo_atom, int32_t x) { return x; },
+  };
+}
+
+int run_worker(const worker_settings& ws) {
+  caf::actor_system_config cfg;
+  configure_system(cfg, ws.cfg);
+  caf::actor_system sys{cfg};
+  auto store = std::make_shared<local_store>();
+  auto actor_count = std::make_shared<std::atomic<uint64_t>>(0);
+  auto srv = caf::actor_cast<store_actor>(
+    sys.spawn(store_fn, ws.id, store, actor_count));
+  auto echo = sys.spawn(echo_fn);
+  auto bail = [&](const std::string& why) {
+    std::cerr << "dref worker " << ws.id << ": " << why << std::endl;
+    caf::anon_send_exit(srv, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+    return 3;
+  };
+  auto port = sys.middleman().publish(srv, 0, "127.0.0.1", true);
+  if (!port)
+    return bail("cannot listen: " + sys.render(port.error()));
+  auto owner = sys.middleman().remote_actor<owner_actor>(ws.host,
+                                                         ws.owner_port);
+  if (!owner)
+    return bail("cannot reach the driver: " + sys.render(owner.error()));
+  auto exec = sys.spawn<caf::detached>(executor_fn, ws, *owner, store,
+                                       actor_count);
+  worker_registration reg;
+  reg.version = cluster_protocol_version;
+  reg.id = ws.id;
+  reg.pid = static_cast<int32_t>(getpid());
+  reg.port = *port;
+  reg.executor = exec;
+  reg.store = srv;
+  reg.echo = echo;
+  caf::scoped_actor self{sys};
+  bool ok = false;
+  std::string why;
+  self->request(*owner, std::chrono::seconds{30}, register_atom::value, reg)
+    .receive([&](caf::ok_atom) { ok = true; },
+             [&](caf::error& err) { why = sys.render(err); });
+  if (!ok) {
+    caf::anon_send_exit(exec, caf::exit_reason::user_shutdown);
+    return bail("registration refused: " + why);
+  }
+  // Serve until the executor ends (driver stopped us, or the driver died).
+  self->monitor(exec);
+  self->receive([](caf::down_msg&) {});
+  caf::anon_send_exit(srv, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  return 0;
+}
+
+} // namespace
+
+} // namespace internal
+
+std::optional<int> run_worker_if_requested() {
+  auto text = std::getenv("DREF_WORKER");
+  if (text == nullptr)
+    return std::nullopt;
+  internal::worker_settings ws;
+  if (!internal::parse_settings(text, ws)) {
+    std::cerr << "dref worker: malformed DREF_WORKER: " << text << std::endl;
+    return 2;
+  }
+  // Tasks may start runtimes of their own: they must not become workers.
+  unsetenv("DREF_WORKER");
+  return internal::run_worker(ws);
+}
+
+} // namespace dref
