@@ -1,6 +1,7 @@
 #include "messages.hpp"
 
 #include "caf/actor_system_config.hpp"
+#include "caf/atom.hpp"
 #include "caf/io/middleman.hpp"
 
 #include "dref/actors/error.hpp"
@@ -28,6 +29,12 @@ void configure_system(caf::actor_system_config& cfg, const config& rc) {
     cfg.set("scheduler.max-threads", rc.scheduler_threads);
   cfg.set("middleman.heartbeat-interval", rc.heartbeat_interval);
   cfg.set("middleman.connection-timeout", rc.connection_timeout);
+  // Measured in `dref bench` (docs/performance.md): the sharing scheduler
+  // wakes a sleeping thread through a condition variable instead of
+  // 50 us naps, and with no middleman workers the multiplexer thread
+  // deserializes and delivers messages itself, one thread hop less.
+  cfg.set("scheduler.policy", caf::atom_from_string(rc.scheduler_policy));
+  cfg.set("middleman.workers", rc.middleman_workers);
 }
 
 } // namespace dref::internal

@@ -139,7 +139,8 @@ caf::expected<int> runtime_impl::launch_worker(worker_id id) {
   std::ostringstream spec;
   spec << "127.0.0.1 " << port_ << ' ' << id << ' ' << cfg_.inline_limit << ' '
        << ms(cfg_.fetch_timeout) << ' ' << cfg_.scheduler_threads << ' '
-       << ms(cfg_.heartbeat_interval) << ' ' << ms(cfg_.connection_timeout);
+       << ms(cfg_.heartbeat_interval) << ' ' << ms(cfg_.connection_timeout)
+       << ' ' << cfg_.scheduler_policy << ' ' << cfg_.middleman_workers;
   return pool_.launch(spec.str());
 }
 
@@ -213,16 +214,25 @@ ref_base runtime_impl::submit(task_spec spec) {
   auto made_by = std::make_shared<lineage>();
   made_by->function = task->name;
   made_by->task = task;
+  bool send_now = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     table_.add_pending(id, std::move(made_by));
     for (auto& arg : task->args)
       if (arg.kind == 1)
         table_.add_submitted_ref(arg.ref);
+    // An idle cluster gets the task at once from this thread (latency); a
+    // busy one gets it in the owner's next batch (throughput): the results
+    // coming back keep the owner flushing.
+    send_now = dispatcher_.in_flight() == 0 && !flush_pending_;
+    if (send_now)
+      flush_pending_ = true; // suppresses the owner's flush message
     dispatch_result out;
     dispatcher_.submit(task, table_, out);
     apply(out, nullptr);
   }
+  if (send_now)
+    flush();
   return ref_base{id, shared_from_this()};
 }
 

@@ -42,7 +42,8 @@ bool parse_settings(const char* text, worker_settings& out) {
   std::istringstream in{text};
   long long fetch_ms = 0, hb_ms = 0, timeout_ms = 0;
   in >> out.host >> out.owner_port >> out.id >> out.cfg.inline_limit
-    >> fetch_ms >> out.cfg.scheduler_threads >> hb_ms >> timeout_ms;
+    >> fetch_ms >> out.cfg.scheduler_threads >> hb_ms >> timeout_ms
+    >> out.cfg.scheduler_policy >> out.cfg.middleman_workers;
   if (!in)
     return false;
   out.cfg.fetch_timeout = std::chrono::milliseconds{fetch_ms};

@@ -23,6 +23,10 @@ struct config {
   bool restart_workers = true;
   /// CAF scheduler threads per process (0: CAF's default).
   size_t scheduler_threads = 2;
+  /// CAF scheduler policy: "sharing" (lowest latency here) or "stealing".
+  std::string scheduler_policy = "sharing";
+  /// CAF middleman worker threads (0: the multiplexer delivers directly).
+  size_t middleman_workers = 0;
   /// Middleman heartbeat interval; a peer silent for
   /// `connection_timeout` is declared dead (detects hung processes).
   caf::timespan heartbeat_interval = std::chrono::milliseconds(500);
