@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -89,7 +90,7 @@ void runtime_impl::start() {
   caf_cfg_ = std::make_unique<caf::actor_system_config>();
   configure_system(*caf_cfg_, cfg_);
   sys_ = std::make_unique<caf::actor_system>(*caf_cfg_);
-  owner_ = sys_->spawn<caf::detached>(owner_fn, this);
+  owner_ = sys_->spawn(owner_fn, this);
   auto port = sys_->middleman().publish(owner_, 0, "127.0.0.1", true);
   if (!port) {
     fail(make_error(actors_errc::runtime_down,
@@ -157,11 +158,20 @@ void runtime_impl::stop() {
       conns.push_back(c);
   }
   cv_.notify_all();
-  for (auto& c : conns)
+  // Registered workers end when their executor does; the others (still
+  // starting) are killed at once.
+  std::set<int> registered;
+  for (auto& c : conns) {
+    registered.insert(c.pid);
     caf::anon_send_exit(c.executor, caf::exit_reason::user_shutdown);
+  }
   conns.clear();
+  for (auto pid : pool_.pids())
+    if (registered.count(pid) == 0)
+      pool_.kill_and_reap(pid);
   pool_.stop_all(std::chrono::seconds{3});
   if (sys_) {
+    sys_->middleman().unpublish(owner_, port_);
     caf::anon_send_exit(owner_, caf::exit_reason::user_shutdown);
   }
   {
@@ -291,6 +301,21 @@ void runtime_impl::apply(dispatch_result& res,
   }
 }
 
+void runtime_impl::settle(dispatch_result& res,
+                          std::vector<object_id>& changed) {
+  // Failures may unblock (or fail) held tasks, which may fail more: repeat
+  // until a retry decides nothing new.
+  apply(res, &changed);
+  for (;;) {
+    dispatch_result more;
+    dispatcher_.retry_held(table_, more);
+    auto progress = !more.failures.empty();
+    apply(more, &changed);
+    if (!progress)
+      return;
+  }
+}
+
 void runtime_impl::schedule_flush() {
   if (flush_pending_ || stopped_ || !owner_)
     return;
@@ -367,8 +392,7 @@ caf::error runtime_impl::on_register(const worker_registration& reg) {
     by_addr_[reg.executor.address()] = reg.id;
     dispatcher_.add_worker(reg.id, reg.port);
     dispatch_result out;
-    dispatcher_.retry_held(table_, out);
-    apply(out, &changed);
+    settle(out, changed);
   }
   cv_.notify_all();
   deliver_waiters(changed);
@@ -404,8 +428,7 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
       }
       changed.push_back(r.id);
     }
-    dispatcher_.retry_held(table_, out);
-    apply(out, &changed);
+    settle(out, changed);
   }
   cv_.notify_all();
   deliver_waiters(changed);
@@ -429,8 +452,7 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
     dispatcher_.remove_worker(w, out);
     auto lost = table_.drop_location(w);
     changed.insert(changed.end(), lost.begin(), lost.end());
-    dispatcher_.retry_held(table_, out);
-    apply(out, &changed);
+    settle(out, changed);
   }
   cv_.notify_all();
   deliver_waiters(changed);

@@ -108,6 +108,9 @@ private:
   // @pre mtx_ held. Applies a dispatcher step; ids whose state changed are
   // appended to `changed`.
   void apply(dispatch_result& res, std::vector<object_id>* changed);
+  // @pre mtx_ held. Applies `res`, then retries held tasks until nothing
+  // changes.
+  void settle(dispatch_result& res, std::vector<object_id>& changed);
   // @pre mtx_ held. Makes sure a flush follows.
   void schedule_flush();
   // @pre mtx_ held. Called by the table for each freed object.

@@ -356,7 +356,7 @@ int run_worker(const worker_settings& ws) {
                                                          ws.owner_port);
   if (!owner)
     return bail("cannot reach the driver: " + sys.render(owner.error()));
-  auto exec = sys.spawn<caf::detached>(executor_fn, ws, *owner, store,
+  auto exec = sys.spawn(executor_fn, ws, *owner, store,
                                        actor_count);
   worker_registration reg;
   reg.version = cluster_protocol_version;

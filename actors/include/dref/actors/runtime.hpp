@@ -50,13 +50,6 @@ struct is_ref : std::false_type {};
 template <class T>
 struct is_ref<ref<T>> : std::true_type {};
 
-// The parameter type a dynamically named call infers from an argument.
-template <class X, class D = std::decay_t<X>>
-using inferred_arg_t = std::conditional_t<
-  is_ref<D>::value, typename D::value_type,
-  std::conditional_t<std::is_same_v<D, const char*> || std::is_same_v<D, char*>,
-                     std::string, D>>;
-
 template <class T>
 struct value_type_of {
   using type = T;
@@ -66,6 +59,12 @@ template <class T>
 struct value_type_of<ref<T>> {
   using type = T;
 };
+
+// The parameter type a dynamically named call infers from an argument.
+template <class X, class D = std::decay_t<X>>
+using inferred_arg_t = std::conditional_t<
+  std::is_same_v<D, const char*> || std::is_same_v<D, char*>, std::string,
+  typename value_type_of<D>::type>;
 
 // Turns one argument into a task_arg for a parameter of type P.
 template <class P, class X>

@@ -1,0 +1,102 @@
+#pragma once
+
+// Helpers shared by the distributed tests.
+
+#include <doctest/doctest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "caf/actor_system.hpp"
+#include "caf/error.hpp"
+
+#include "dref/actors/all.hpp"
+
+namespace dref::test {
+
+/// A small local cluster for one test.
+inline config small_cluster(size_t workers = 2) {
+  config cfg;
+  cfg.num_workers = workers;
+  cfg.start_timeout = std::chrono::seconds{20};
+  return cfg;
+}
+
+/// True if `err` has code `code` of the enum's category.
+template <class E>
+bool is(const caf::error& err, E code) {
+  return err.code() == static_cast<uint8_t>(code)
+         && err.category() == caf::error{make_error(code)}.category();
+}
+
+/// The rendered context of an error (its message).
+inline std::string context_of(const caf::error& err) {
+  return caf::to_string(err.context());
+}
+
+/// Waits (bounded) until the owner's table, every worker's store and every
+/// worker's actor table are empty, then asserts it: the no-leak check every
+/// distributed test ends with.
+inline void check_no_leaks(runtime& rt) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  runtime_stats st;
+  for (;;) {
+    auto s = rt.stats();
+    REQUIRE(s);
+    st = *s;
+    bool empty = st.owned_objects == 0 && st.in_flight_tasks == 0
+                 && st.held_tasks == 0 && st.actors == 0;
+    for (auto& w : st.workers)
+      empty = empty && w.objects == 0 && w.bytes == 0 && w.actors == 0;
+    if (empty || std::chrono::steady_clock::now() > deadline)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  CHECK(st.owned_objects == 0);
+  CHECK(st.in_flight_tasks == 0);
+  CHECK(st.held_tasks == 0);
+  CHECK(st.actors == 0);
+  for (auto& w : st.workers) {
+    INFO("worker " << w.id << " pid " << w.pid);
+    CHECK(w.objects == 0);
+    CHECK(w.bytes == 0);
+    CHECK(w.actors == 0);
+  }
+}
+
+/// True while a process with this pid exists.
+inline bool process_exists(int pid) {
+  return ::kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+/// Asserts that none of `pids` exists any more (the runtime reaped them).
+inline void check_reaped(const std::vector<int>& pids) {
+  for (auto pid : pids) {
+    INFO("pid " << pid);
+    CHECK_FALSE(process_exists(pid));
+  }
+}
+
+/// Runs a test body against a fresh cluster, then checks no object, ref or
+/// process leaked.
+template <class F>
+void with_cluster(F body, size_t workers = 2) {
+  std::vector<int> pids;
+  {
+    runtime rt{small_cluster(workers)};
+    REQUIRE_MESSAGE(rt.running(), caf::to_string(rt.status()));
+    for (auto& w : rt.workers())
+      pids.push_back(w.pid);
+    body(rt);
+    check_no_leaks(rt);
+    for (auto& w : rt.workers())
+      pids.push_back(w.pid);
+  }
+  check_reaped(pids);
+}
+
+} // namespace dref::test
