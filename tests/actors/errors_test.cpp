@@ -141,6 +141,7 @@ TEST_CASE("a ref of another runtime is refused with invalid_argument") {
       pids.push_back(w.pid);
   }
   test::check_reaped(pids);
+  test::check_no_children();
 }
 
 TEST_CASE("a runtime that could not start says why and refuses calls") {
@@ -152,4 +153,17 @@ TEST_CASE("a runtime that could not start says why and refuses calls") {
   auto r = rt.get(rt.call(twice, 1), 1s);
   REQUIRE_FALSE(r);
   CHECK(test::is(r.error(), actors_errc::runtime_down));
+  auto p = rt.get(rt.put(int32_t{1}), 1s);
+  REQUIRE_FALSE(p);
+  CHECK(test::is(p.error(), actors_errc::runtime_down));
+}
+
+TEST_CASE("a runtime that could not start leaves no process behind") {
+  {
+    auto cfg = test::small_cluster(2);
+    cfg.start_timeout = std::chrono::milliseconds{1};
+    runtime rt{cfg};
+    REQUIRE_FALSE(rt.running());
+  }
+  test::check_no_children();
 }

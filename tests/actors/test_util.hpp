@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+
+#include <sys/wait.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,6 +83,15 @@ inline void check_reaped(const std::vector<int>& pids) {
   }
 }
 
+/// Asserts that this process has no child process left (each ctest case runs
+/// in its own process, so every child was started by the test's runtimes).
+inline void check_no_children() {
+  int status = 0;
+  auto res = ::waitpid(-1, &status, WNOHANG);
+  CHECK(res == -1);
+  CHECK(errno == ECHILD);
+}
+
 /// Runs a test body against a fresh cluster, then checks no object, ref or
 /// process leaked.
 template <class F>
@@ -97,6 +108,7 @@ void with_cluster(F body, size_t workers = 2) {
       pids.push_back(w.pid);
   }
   check_reaped(pids);
+  check_no_children();
 }
 
 } // namespace dref::test
