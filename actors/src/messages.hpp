@@ -19,9 +19,11 @@
 
 namespace dref::internal {
 
-/// Runs the tasks of one worker process, one at a time, in arrival order.
-using executor_actor
-  = caf::typed_actor<caf::reacts_to<submit_atom, std::vector<task_spec>>>;
+/// Runs the tasks of one worker process, one at a time, in arrival order;
+/// the ids that come along are freed from the worker's store (frees ride on
+/// task batches so that the synchronous path sends no extra message).
+using executor_actor = caf::typed_actor<
+  caf::reacts_to<submit_atom, std::vector<task_spec>, std::vector<object_id>>>;
 
 /// Serves a worker's stored values to the owner and to other workers.
 using store_actor = caf::typed_actor<
@@ -50,7 +52,7 @@ typename Inspector::result_type inspect(Inspector& f, worker_registration& x) {
 using owner_actor = caf::typed_actor<
   caf::replies_to<register_atom, worker_registration>::with<caf::ok_atom>,
   caf::reacts_to<done_atom, worker_id, std::vector<task_result>>,
-  caf::reacts_to<flush_atom>,
+  caf::reacts_to<flush_atom, bool>,
   caf::replies_to<get_atom, object_id>::with<blob>>;
 
 /// Registers every message type above and the error categories.

@@ -73,7 +73,7 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
     [rt](done_atom, worker_id w, std::vector<task_result>& results) {
       rt->on_results(w, results);
     },
-    [rt](flush_atom) { rt->flush(); },
+    [rt](flush_atom, bool all_frees) { rt->flush(all_frees); },
     [self, rt](get_atom, const object_id& id) {
       auto rp = self->make_response_promise<blob>();
       rt->on_get(id, rp);
@@ -209,8 +209,9 @@ void runtime_impl::remove_local_ref(const object_id& id) noexcept {
 void runtime_impl::on_free(const object_id& id, object_entry&& e) {
   for (auto w : e.locations)
     frees_[w].push_back(id);
+  queued_frees_ += e.locations.size();
   if (!e.locations.empty())
-    schedule_flush();
+    schedule_free_flush();
 }
 
 // -- submitting ---------------------------------------------------------------
@@ -320,10 +321,25 @@ void runtime_impl::schedule_flush() {
   if (flush_pending_ || stopped_ || !owner_)
     return;
   flush_pending_ = true;
-  caf::anon_send(owner_, flush_atom::value);
+  caf::anon_send(owner_, flush_atom::value, false);
 }
 
-void runtime_impl::flush() {
+void runtime_impl::schedule_free_flush() {
+  constexpr size_t max_queued = 4096;
+  constexpr auto free_delay = std::chrono::milliseconds{20};
+  if (stopped_ || !owner_)
+    return;
+  if (queued_frees_ >= max_queued) {
+    caf::anon_send(owner_, flush_atom::value, true);
+    return;
+  }
+  if (free_flush_pending_)
+    return;
+  free_flush_pending_ = true;
+  caf::delayed_anon_send(owner_, free_delay, flush_atom::value, true);
+}
+
+void runtime_impl::flush(bool all_frees) {
   constexpr size_t max_batch = 1024;
   std::lock_guard<std::mutex> flush_guard{flush_mtx_};
   std::vector<std::pair<worker_id, task_spec>> tasks;
@@ -332,10 +348,26 @@ void runtime_impl::flush() {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     flush_pending_ = false;
-    if (outbox_.empty() && frees_.empty())
+    if (all_frees)
+      free_flush_pending_ = false;
+    if (outbox_.empty() && (frees_.empty() || !all_frees))
       return;
     tasks.swap(outbox_);
-    frees.swap(frees_);
+    // Frees ride on the task batches of their worker; the rest wait for
+    // the free flush unless this is one.
+    for (auto i = frees_.begin(); i != frees_.end();) {
+      bool has_tasks = std::any_of(tasks.begin(), tasks.end(),
+                                   [w = i->first](auto& t) {
+                                     return t.first == w;
+                                   });
+      if (all_frees || has_tasks) {
+        queued_frees_ -= i->second.size();
+        frees.emplace(i->first, std::move(i->second));
+        i = frees_.erase(i);
+      } else {
+        ++i;
+      }
+    }
     for (auto& [w, t] : tasks)
       if (conns.count(w) == 0)
         if (auto i = workers_.find(w); i != workers_.end())
@@ -348,6 +380,7 @@ void runtime_impl::flush() {
   if (stopped_)
     return;
   // Tasks for a worker that is gone were already failed by the dispatcher.
+  static const std::vector<object_id> no_frees;
   std::map<worker_id, std::vector<task_spec>> batches;
   for (auto& [w, t] : tasks) {
     auto c = conns.find(w);
@@ -356,13 +389,23 @@ void runtime_impl::flush() {
     auto& batch = batches[w];
     batch.push_back(std::move(t));
     if (batch.size() >= max_batch) {
-      caf::anon_send(c->second.executor, submit_atom::value, std::move(batch));
+      caf::anon_send(c->second.executor, submit_atom::value, std::move(batch),
+                     no_frees);
       batch = std::vector<task_spec>{};
     }
   }
-  for (auto& [w, batch] : batches)
-    if (!batch.empty())
-      caf::anon_send(conns[w].executor, submit_atom::value, std::move(batch));
+  for (auto& [w, batch] : batches) {
+    auto f = frees.find(w);
+    if (batch.empty() && f == frees.end())
+      continue;
+    std::vector<object_id> ids;
+    if (f != frees.end()) {
+      ids = std::move(f->second);
+      frees.erase(f);
+    }
+    caf::anon_send(conns[w].executor, submit_atom::value, std::move(batch),
+                   std::move(ids));
+  }
   for (auto& [w, ids] : frees) {
     auto c = conns.find(w);
     if (c != conns.end())
@@ -424,7 +467,8 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
       if (!known) {
         // Not (or no longer) pending here: the worker's copy must go.
         frees_[w].push_back(r.id);
-        schedule_flush();
+        ++queued_frees_;
+        schedule_free_flush();
       }
       changed.push_back(r.id);
     }
@@ -447,7 +491,10 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
     by_addr_.erase(i);
     conn = workers_[w];
     workers_.erase(w);
-    frees_.erase(w);
+    if (auto f = frees_.find(w); f != frees_.end()) {
+      queued_frees_ -= f->second.size();
+      frees_.erase(f);
+    }
     dispatch_result out;
     dispatcher_.remove_worker(w, out);
     auto lost = table_.drop_location(w);

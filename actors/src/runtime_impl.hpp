@@ -94,8 +94,9 @@ public:
   // Answers `rp` from the value of `id` (pending objects: later).
   void answer(const object_id& id, caf::typed_response_promise<blob> rp);
 
-  // Sends queued tasks and frees to the workers.
-  void flush();
+  // Sends queued tasks to the workers, each batch carrying the frees queued
+  // for its worker; with `all_frees`, frees for the other workers too.
+  void flush(bool all_frees = false);
 
   // The owner actor's behavior.
   static owner_actor::behavior_type owner_fn(owner_actor::pointer self,
@@ -113,6 +114,10 @@ private:
   void settle(dispatch_result& res, std::vector<object_id>& changed);
   // @pre mtx_ held. Makes sure a flush follows.
   void schedule_flush();
+  // @pre mtx_ held. Makes sure queued frees are sent soon: at once when
+  // many are queued, else within `free_delay` (unless a task batch for the
+  // same worker carries them first).
+  void schedule_free_flush();
   // @pre mtx_ held. Called by the table for each freed object.
   void on_free(const object_id& id, object_entry&& entry);
   // Delivers answers to `get` requests waiting for `ids` (owner actor only).
@@ -143,6 +148,8 @@ private:
   std::vector<std::pair<worker_id, task_spec>> outbox_;  // guarded by mtx_
   std::map<worker_id, std::vector<object_id>> frees_;    // guarded by mtx_
   bool flush_pending_ = false;                           // guarded by mtx_
+  bool free_flush_pending_ = false;                      // guarded by mtx_
+  size_t queued_frees_ = 0;                              // guarded by mtx_
   std::mutex flush_mtx_;
 
   // Owner actor only: the actor itself, while it runs.

@@ -264,7 +264,8 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
   self->monitor(owner);
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });
   return {
-    [self](submit_atom, std::vector<task_spec>& batch) {
+    [self](submit_atom, std::vector<task_spec>& batch,
+           const std::vector<object_id>& frees) {
       using clock = std::chrono::steady_clock;
       constexpr auto max_delay = std::chrono::milliseconds{2};
       auto& st = self->state;
@@ -296,6 +297,8 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
           send_results(self);
       }
       send_results(self);
+      for (auto& oid : frees)
+        st.store->erase(oid);
     },
   };
 }
