@@ -19,6 +19,17 @@ bool has_location(const object_entry& e, worker_id w) {
 
 void dispatcher::add_worker(worker_id w, uint16_t port) {
   workers_[w].port = port;
+  unavailable_ = caf::error{};
+}
+
+void dispatcher::set_unavailable(caf::error err) {
+  unavailable_ = std::move(err);
+}
+
+void dispatcher::fail_held(const caf::error& err, dispatch_result& out) {
+  for (auto& t : held_)
+    fail(t, err, out);
+  held_.clear();
 }
 
 void dispatcher::remove_worker(worker_id w, dispatch_result& out) {
@@ -113,8 +124,13 @@ size_t dispatcher::load(worker_id w) const {
 dispatcher::verdict
 dispatcher::try_function(const std::shared_ptr<const task_spec>& t,
                          const ownership_table& table, dispatch_result& out) {
-  if (workers_.empty())
+  if (workers_.empty()) {
+    if (unavailable_) {
+      fail(t, unavailable_, out);
+      return verdict::failed;
+    }
     return verdict::hold;
+  }
   // Pick the target: the producer of a pending argument, else the holder of
   // the largest stored argument, else the least-loaded worker.
   const worker_id* pending_at = nullptr;

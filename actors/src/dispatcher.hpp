@@ -59,6 +59,13 @@ public:
   /// task is not in flight (e.g. its worker was already declared dead).
   bool completed(const object_id& result, dispatch_result& out);
 
+  /// From now until the next `add_worker`, function tasks that find no
+  /// worker fail with `err` instead of waiting (no worker is coming).
+  void set_unavailable(caf::error err);
+
+  /// Fails every held function task with `err`.
+  void fail_held(const caf::error& err, dispatch_result& out);
+
   /// Re-examines held tasks after the table changed.
   void retry_held(const ownership_table& table, dispatch_result& out);
 
@@ -119,6 +126,7 @@ private:
   std::unordered_set<uint64_t> blocked_actors_; // actors with a queue
   std::unordered_map<uint64_t, caf::error> dead_actors_;
   size_t next_ = 0; // round-robin start among equally loaded workers
+  caf::error unavailable_; // set while no worker exists or is coming
 };
 
 } // namespace dref::internal

@@ -53,6 +53,7 @@ using owner_actor = caf::typed_actor<
   caf::replies_to<register_atom, worker_registration>::with<caf::ok_atom>,
   caf::reacts_to<done_atom, worker_id, std::vector<task_result>>,
   caf::reacts_to<flush_atom, bool>,
+  caf::reacts_to<check_atom, int32_t>,
   caf::replies_to<get_atom, object_id>::with<blob>>;
 
 /// Registers every message type above and the error categories.

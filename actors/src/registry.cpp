@@ -1,5 +1,8 @@
 #include "dref/actors/registry.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace dref {
 
 registry& registry::instance() {
@@ -7,7 +10,21 @@ registry& registry::instance() {
   return obj;
 }
 
+namespace {
+
+[[noreturn]] void duplicate(const char* what, const std::string& name) {
+  // Runs before main: two registrations under one name would make workers
+  // run the wrong code, so refuse to start at all.
+  std::fprintf(stderr, "dref: two %s registered as '%s'; names must be unique\n",
+               what, name.c_str());
+  std::abort();
+}
+
+} // namespace
+
 void registry::add_function(const void* fn, function_entry entry) {
+  if (functions_.count(entry.name) > 0)
+    duplicate("functions", entry.name);
   function_names_[fn] = entry.name;
   auto name = entry.name;
   functions_[name] = std::move(entry);
@@ -24,6 +41,8 @@ const std::string* registry::function_name(const void* fn) const {
 }
 
 void registry::add_class(std::type_index type, actor_class_entry entry) {
+  if (classes_.count(entry.name) > 0)
+    duplicate("actor classes", entry.name);
   class_names_.emplace(type, entry.name);
   auto name = entry.name;
   classes_[name] = std::move(entry);

@@ -61,7 +61,15 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
   rt->self_ = self;
   self->set_down_handler(
     [rt](caf::down_msg& dm) { rt->on_worker_down(dm.source); });
-  self->attach_functor([rt] { rt->self_ = nullptr; });
+  self->attach_functor([rt] {
+    // Nobody will answer pending `then` requests: say so now.
+    for (auto& [id, rps] : rt->waiters_)
+      for (auto& rp : rps)
+        rp.deliver(make_error(actors_errc::runtime_down,
+                              "the runtime stopped"));
+    rt->waiters_.clear();
+    rt->self_ = nullptr;
+  });
   return {
     [self, rt](register_atom,
                const worker_registration& reg) -> caf::result<caf::ok_atom> {
@@ -74,6 +82,7 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
       rt->on_results(w, results);
     },
     [rt](flush_atom, bool all_frees) { rt->flush(all_frees); },
+    [rt](check_atom, int32_t pid) { rt->on_start_deadline(pid); },
     [self, rt](get_atom, const object_id& id) {
       auto rp = self->make_response_promise<blob>();
       rt->on_get(id, rp);
@@ -149,6 +158,8 @@ void runtime_impl::stop() {
   if (stopped_.exchange(true))
     return;
   running_ = false;
+  // Wait for a replacement worker being started right now; none starts after.
+  { std::lock_guard<std::mutex> guard{launch_mtx_}; }
   std::vector<worker_conn> conns;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -421,6 +432,9 @@ caf::error runtime_impl::on_register(const worker_registration& reg) {
                       "worker speaks protocol version "
                         + std::to_string(reg.version) + ", driver "
                         + std::to_string(cluster_protocol_version));
+  if (stopped_)
+    return make_error(actors_errc::runtime_down, "the runtime is stopping");
+  starting_.erase(reg.pid);
   std::vector<object_id> changed;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -450,8 +464,15 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
     std::lock_guard<std::mutex> guard{mtx_};
     dispatch_result out;
     for (auto& r : results) {
-      dispatcher_.completed(r.id, out);
       bool known = false;
+      if (!dispatcher_.completed(r.id, out)) {
+        // Not in flight: its worker was declared dead and the object failed
+        // already. Only the stored copy must go.
+        frees_[w].push_back(r.id);
+        ++queued_frees_;
+        schedule_free_flush();
+        continue;
+      }
       switch (r.status) {
         case task_result::inline_value:
           known = table_.set_ready(
@@ -501,12 +522,49 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
     changed.insert(changed.end(), lost.begin(), lost.end());
     settle(out, changed);
   }
+  pool_.kill_and_reap(conn.pid);
+  if (cfg_.restart_workers) {
+    std::lock_guard<std::mutex> guard{launch_mtx_};
+    if (!stopped_) {
+      if (auto pid = launch_worker(next_worker_++)) {
+        starting_.insert(*pid);
+        self_->delayed_send(self_, cfg_.start_timeout, check_atom::value,
+                            static_cast<int32_t>(*pid));
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    check_capacity(changed);
+  }
   cv_.notify_all();
   deliver_waiters(changed);
-  pool_.kill_and_reap(conn.pid);
-  if (running_ && !stopped_ && cfg_.restart_workers)
-    launch_worker(next_worker_++);
   flush();
+}
+
+void runtime_impl::on_start_deadline(int pid) {
+  if (starting_.erase(pid) == 0)
+    return; // registered in time
+  pool_.kill_and_reap(pid);
+  std::vector<object_id> changed;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    check_capacity(changed);
+  }
+  cv_.notify_all();
+  deliver_waiters(changed);
+}
+
+void runtime_impl::check_capacity(std::vector<object_id>& changed) {
+  if (dispatcher_.workers() > 0 || !starting_.empty())
+    return;
+  auto err = make_error(actors_errc::worker_died,
+                        "no worker left: every worker died and none could "
+                        "be restarted");
+  dispatcher_.set_unavailable(err);
+  dispatch_result out;
+  dispatcher_.fail_held(err, out);
+  settle(out, changed);
 }
 
 void runtime_impl::on_get(const object_id& id,

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -35,7 +36,7 @@ struct worker_conn {
 /// create, the connection to the workers, and the worker processes.
 ///
 /// Threads: user threads (calls, gets, ref copies) and the owner actor (a
-/// detached CAF actor: registrations, results, worker deaths) share the
+/// scheduled CAF actor: registrations, results, worker deaths) share the
 /// bookkeeping below under `mtx_`. Sends to workers happen in `flush`, one
 /// flush at a time (`flush_mtx_`), so each worker receives its tasks in the
 /// order the dispatcher decided.
@@ -90,6 +91,8 @@ public:
   caf::error on_register(const worker_registration& reg);
   void on_results(worker_id w, std::vector<task_result>& results);
   void on_worker_down(const caf::actor_addr& who);
+  // A replacement worker `pid` should have registered by now.
+  void on_start_deadline(int pid);
   void on_get(const object_id& id, caf::typed_response_promise<blob> rp);
   // Answers `rp` from the value of `id` (pending objects: later).
   void answer(const object_id& id, caf::typed_response_promise<blob> rp);
@@ -109,6 +112,9 @@ private:
   // @pre mtx_ held. Applies a dispatcher step; ids whose state changed are
   // appended to `changed`.
   void apply(dispatch_result& res, std::vector<object_id>* changed);
+  // @pre mtx_ held. When no worker exists and none is starting, fails held
+  // tasks and makes new ones fail at once.
+  void check_capacity(std::vector<object_id>& changed);
   // @pre mtx_ held. Applies `res`, then retries held tasks until nothing
   // changes.
   void settle(dispatch_result& res, std::vector<object_id>& changed);
@@ -137,6 +143,10 @@ private:
   worker_pool pool_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
+  // Serializes starting replacement workers with `stop`.
+  std::mutex launch_mtx_;
+  // Replacement workers started and not yet registered (owner actor only).
+  std::set<int> starting_;
 
   mutable std::mutex mtx_;
   std::condition_variable cv_;                           // signals mtx_ changes

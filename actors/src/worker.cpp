@@ -3,7 +3,10 @@
 // benchmarks. Started by `worker_pool`, entered through
 // `run_worker_if_requested`.
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <thread>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -17,6 +20,7 @@
 #include "caf/io/middleman.hpp"
 
 #include "messages.hpp"
+#include "worker_pool.hpp"
 
 #include "dref/actors/error.hpp"
 #include "dref/actors/registry.hpp"
@@ -337,7 +341,23 @@ caf::behavior echo_fn(caf::event_based_actor*) {
   };
 }
 
-int run_worker(const worker_settings& ws) {
+// Ends this process when the driver process is gone (see worker_pool).
+void watch_lifeline() {
+  std::thread{[] {
+    char c;
+    for (;;) {
+      auto n = read(worker_pool::lifeline_fd, &c, 1);
+      if (n == 0 || (n < 0 && errno != EINTR))
+        _exit(0);
+    }
+  }}.detach();
+}
+
+int run_worker(worker_settings ws) {
+  watch_lifeline();
+  // The executor may block a thread for a whole task; the store server must
+  // still answer other workers meanwhile.
+  ws.cfg.scheduler_threads = std::max<size_t>(ws.cfg.scheduler_threads, 2);
   caf::actor_system_config cfg;
   configure_system(cfg, ws.cfg);
   caf::actor_system sys{cfg};

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +44,9 @@ std::vector<std::string> own_cmdline() {
 
 worker_pool::~worker_pool() {
   stop_all(std::chrono::milliseconds{0});
+  for (auto fd : lifeline_)
+    if (fd >= 0)
+      close(fd);
 }
 
 caf::expected<int> worker_pool::launch(const std::string& spec) {
@@ -72,19 +74,30 @@ caf::expected<int> worker_pool::launch(const std::string& spec) {
   for (auto& e : env_strings)
     envp.push_back(e.data());
   envp.push_back(nullptr);
-  auto parent = getpid();
+  long max_fd = sysconf(_SC_OPEN_MAX);
+  if (max_fd < 0 || max_fd > 65536)
+    max_fd = 65536;
   std::lock_guard<std::mutex> guard{mtx_};
+  if (lifeline_[0] < 0 && pipe2(lifeline_, O_CLOEXEC) != 0)
+    return make_error(actors_errc::runtime_down,
+                      std::string{"pipe failed: "} + std::strerror(errno));
+  auto read_end = lifeline_[0];
   auto pid = fork();
   if (pid < 0)
     return make_error(actors_errc::runtime_down,
                       std::string{"fork failed: "} + std::strerror(errno));
   if (pid == 0) {
-    // Child: die with the parent, drop inherited descriptors, become the
-    // worker.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
+    // Child (async-signal-safe calls only): keep the lifeline as fd 3 and
+    // no other inherited descriptor, then become the worker.
+    if (read_end == lifeline_fd) {
+      if (fcntl(lifeline_fd, F_SETFD, 0) != 0)
+        _exit(111);
+    } else if (dup2(read_end, lifeline_fd) != lifeline_fd) {
       _exit(111);
-    syscall(SYS_close_range, 3u, ~0u, 0u);
+    }
+    if (syscall(SYS_close_range, lifeline_fd + 1u, ~0u, 0u) != 0)
+      for (long fd = lifeline_fd + 1; fd < max_fd; ++fd)
+        close(static_cast<int>(fd));
     execve(exe, argv.data(), envp.data());
     _exit(112);
   }

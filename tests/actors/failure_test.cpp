@@ -3,8 +3,14 @@
 
 #include "test_util.hpp"
 
+#include <algorithm>
 #include <csignal>
+#include <fstream>
+#include <memory>
 #include <set>
+#include <sstream>
+#include <string>
+#include <thread>
 
 #include <unistd.h>
 
@@ -91,5 +97,134 @@ TEST_CASE("an actor whose worker was killed fails its calls with worker_died") {
     auto again = rt.get(t.call(&tally::bump), 10s);
     REQUIRE_FALSE(again);
     CHECK(test::is(again.error(), actors_errc::worker_died));
+  });
+}
+
+namespace {
+
+// True if `pid` is gone or a zombie (dead, waiting for its parent to reap).
+bool dead_or_zombie(int pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  if (!in)
+    return true;
+  std::string line;
+  std::getline(in, line);
+  auto close_paren = line.rfind(')');
+  return close_paren != std::string::npos && close_paren + 2 < line.size()
+         && line[close_paren + 2] == 'Z';
+}
+
+struct unregistered_class {
+  int32_t f() {
+    return 1;
+  }
+};
+
+} // namespace
+
+TEST_CASE("when the last worker dies and none restarts, calls fail at once") {
+  std::vector<int> pids;
+  {
+    auto cfg = test::small_cluster(1);
+    cfg.restart_workers = false;
+    runtime rt{cfg};
+    REQUIRE(rt.running());
+    auto w = rt.workers();
+    REQUIRE(w.size() == 1);
+    pids.push_back(w[0].pid);
+    auto hung = rt.call(hang_and_report, 60);
+    std::this_thread::sleep_for(100ms);
+    REQUIRE(::kill(w[0].pid, SIGKILL) == 0);
+    auto r = rt.get(hung, 10s);
+    REQUIRE_FALSE(r);
+    CHECK(test::is(r.error(), actors_errc::worker_died));
+    // No worker is coming: a new call must not wait for one.
+    auto t0 = std::chrono::steady_clock::now();
+    auto next = rt.get(rt.call(whoami), 10s);
+    REQUIRE_FALSE(next);
+    CHECK(test::is(next.error(), actors_errc::worker_died));
+    CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+    hung = ref<int32_t>{};
+    test::check_no_leaks(rt);
+  }
+  test::check_reaped(pids);
+  test::check_no_children();
+}
+
+TEST_CASE("workers outlive the thread that started the runtime") {
+  std::unique_ptr<runtime> rt;
+  std::thread{[&] { rt = std::make_unique<runtime>(test::small_cluster(2)); }}
+    .join();
+  REQUIRE(rt->running());
+  auto before = rt->workers();
+  std::this_thread::sleep_for(200ms);
+  auto pid = rt->get(rt->call(whoami), 10s);
+  REQUIRE(pid);
+  auto after = rt->workers();
+  REQUIRE(after.size() == 2);
+  for (size_t i = 0; i < 2; ++i)
+    CHECK(after[i].pid == before[i].pid); // nobody died and was replaced
+  test::check_no_leaks(*rt);
+  rt.reset();
+  test::check_no_children();
+}
+
+TEST_CASE("workers end when their driver process is killed") {
+  // A child process becomes a driver, reports its workers' pids through a
+  // pipe, and is SIGKILLed; its workers must notice and exit on their own.
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  auto driver = ::fork();
+  REQUIRE(driver >= 0);
+  if (driver == 0) {
+    ::close(fds[0]);
+    runtime rt{test::small_cluster(2)};
+    std::string line;
+    for (auto& w : rt.workers())
+      line += std::to_string(w.pid) + " ";
+    line += "\n";
+    if (::write(fds[1], line.data(), line.size()) < 0)
+      ::_exit(1);
+    for (;;)
+      ::pause();
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[256];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) {
+    text.append(buf, static_cast<size_t>(n));
+    if (text.find('\n') != std::string::npos)
+      break;
+  }
+  ::close(fds[0]);
+  std::istringstream in{text};
+  std::vector<int> workers;
+  int pid;
+  while (in >> pid)
+    workers.push_back(pid);
+  REQUIRE(workers.size() == 2);
+  ::kill(driver, SIGKILL);
+  int status = 0;
+  ::waitpid(driver, &status, 0);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  bool all_dead = false;
+  while (!all_dead && std::chrono::steady_clock::now() < deadline) {
+    all_dead = std::all_of(workers.begin(), workers.end(), dead_or_zombie);
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(all_dead);
+  test::check_no_children();
+}
+
+TEST_CASE("calling a method of a class never registered fails cleanly") {
+  test::with_cluster([](runtime& rt) {
+    auto h = rt.spawn<unregistered_class>();
+    auto created = rt.get(h.created(), 10s);
+    REQUIRE_FALSE(created);
+    CHECK(test::is(created.error(), actors_errc::unknown_function));
+    auto r = rt.get(h.call(&unregistered_class::f), 10s);
+    REQUIRE_FALSE(r);
+    CHECK(test::is(r.error(), actors_errc::unknown_function));
   });
 }

@@ -13,6 +13,7 @@ using free_atom = caf::atom_constant<caf::atom("dref_free")>;
 using stats_atom = caf::atom_constant<caf::atom("dref_stats")>;
 using register_atom = caf::atom_constant<caf::atom("dref_reg")>;
 using get_atom = caf::atom_constant<caf::atom("dref_get")>;
+using check_atom = caf::atom_constant<caf::atom("dref_check")>;
 using echo_atom = caf::atom_constant<caf::atom("dref_echo")>;
 
 } // namespace dref

@@ -306,7 +306,8 @@ class actor_handle {
 public:
   actor_handle() = default;
 
-  /// Calls `method` on the instance with `xs`; returns at once.
+  /// Calls `method` on the instance with `xs`; returns at once (an empty
+  /// ref for a default-constructed handle).
   template <class M, class... Ts>
   auto call(M method, Ts&&... xs) {
     using traits = detail::method_traits<M>;
@@ -315,8 +316,14 @@ public:
                   "method of another class");
     static_assert(traits::arity == sizeof...(Ts),
                   "wrong number of arguments for this method");
+    if (!state_ || !state_->rt)
+      return ref<result>{};
     auto& rt = *state_->rt;
     auto cls = registry::instance().actor_class(typeid(C));
+    if (cls == nullptr)
+      return ref<result>{internal::failed_ref(
+        rt, make_error(actors_errc::unknown_function,
+                       "class not registered with DREF_ACTOR"))};
     auto key = detail::method_key(method);
     uint32_t index = 0;
     while (index < cls->methods.size() && cls->methods[index].key != key)
