@@ -7,6 +7,7 @@
 #include "CLI/CLI.hpp"
 #include "nlohmann/json.hpp"
 
+#include "dref/actors/memory.hpp"
 #include "dref/actors/runtime.hpp"
 
 #include "bench.hpp"
@@ -25,7 +26,31 @@ int main(int argc, char** argv) {
   bench->add_option("--sync-calls", opts.sync_calls, "calls per sync run");
   bench->add_option("--chain", opts.chain, "length of the ref chain");
   bench->add_option("--repeat", opts.repeat, "runs per figure (best kept)");
+  auto memory = app.add_subcommand(
+    "memory", "list the refs held by running dref programs and their workers");
+  int32_t pid = 0;
+  memory->add_option("--pid", pid, "only the driver with this pid");
   CLI11_PARSE(app, argc, argv);
+  if (memory->parsed()) {
+    auto pids = pid > 0 ? std::vector<int32_t>{pid} : dref::running_drivers();
+    if (pids.empty()) {
+      std::cout << "no running dref driver (run files in "
+                << dref::run_directory() << ")\n";
+      return 0;
+    }
+    int rc = 0;
+    for (auto p : pids) {
+      auto report = dref::memory_of_driver(p, std::chrono::seconds{5});
+      if (!report) {
+        std::cerr << "driver " << p << ": " << caf::to_string(report.error())
+                  << "\n";
+        rc = 1;
+        continue;
+      }
+      std::cout << dref::to_text(*report);
+    }
+    return rc;
+  }
   if (bench->parsed()) {
     auto figures = dref::cli::run_bench(opts);
     if (figures.empty())

@@ -19,6 +19,11 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<task_result>>("dref.task_results");
   cfg.add_message_type<worker_registration>("dref.worker_registration");
   cfg.add_message_type<worker_stats>("dref.worker_stats");
+  cfg.add_message_type<memory_entry>("dref.memory_entry");
+  cfg.add_message_type<std::vector<memory_entry>>("dref.memory_entries");
+  cfg.add_message_type<process_memory>("dref.process_memory");
+  cfg.add_message_type<std::vector<uint16_t>>("dref.ports");
+  cfg.add_message_type<std::vector<worker_id>>("dref.worker_ids");
   add_dref_error_categories(cfg);
 }
 

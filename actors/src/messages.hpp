@@ -13,6 +13,7 @@
 #include "caf/typed_actor.hpp"
 
 #include "dref/actors/atoms.hpp"
+#include "dref/actors/memory.hpp"
 #include "dref/actors/runtime.hpp"
 #include "dref/actors/task_spec.hpp"
 #include "dref/refs/object_id.hpp"
@@ -29,7 +30,8 @@ using executor_actor = caf::typed_actor<
 using store_actor = caf::typed_actor<
   caf::replies_to<fetch_atom, object_id>::with<blob>,
   caf::reacts_to<free_atom, std::vector<object_id>>,
-  caf::replies_to<stats_atom>::with<worker_stats>>;
+  caf::replies_to<stats_atom>::with<worker_stats>,
+  caf::replies_to<memory_atom>::with<process_memory>>;
 
 /// A worker introduces itself to its owner.
 struct worker_registration {
@@ -54,7 +56,8 @@ using owner_actor = caf::typed_actor<
   caf::reacts_to<done_atom, worker_id, std::vector<task_result>>,
   caf::reacts_to<flush_atom, bool>,
   caf::reacts_to<check_atom, int32_t>,
-  caf::replies_to<get_atom, object_id>::with<blob>>;
+  caf::replies_to<get_atom, object_id>::with<blob>,
+  caf::replies_to<memory_atom>::with<process_memory, std::vector<uint16_t>>>;
 
 /// Registers every message type above and the error categories.
 void add_message_types(caf::actor_system_config& cfg);

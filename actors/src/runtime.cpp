@@ -1,6 +1,14 @@
 #include "runtime_impl.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <random>
 #include <set>
 #include <sstream>
@@ -31,6 +39,44 @@ std::string ms_text(caf::timespan t) {
 }
 
 using clock_type = std::chrono::steady_clock;
+
+// Announces this driver to `dref memory`: <run dir>/<pid>.port holds the
+// owner's port. Best effort: a driver that cannot write it still runs.
+std::string write_run_file(uint16_t port) {
+  auto dir = run_directory();
+  ::mkdir(dir.c_str(), 0700);
+  auto path = dir + "/" + std::to_string(::getpid()) + ".port";
+  std::ofstream out{path, std::ios::trunc};
+  out << port << "\n";
+  return out ? path : std::string{};
+}
+
+std::string describe_call_site(const void* addr) {
+  if (addr == nullptr)
+    return {};
+  Dl_info info;
+  char buf[64];
+  if (::dladdr(addr, &info) == 0 || info.dli_fname == nullptr) {
+    std::snprintf(buf, sizeof(buf), "%p", addr);
+    return buf;
+  }
+  std::string module = info.dli_fname;
+  if (auto slash = module.rfind('/'); slash != std::string::npos)
+    module = module.substr(slash + 1);
+  std::snprintf(buf, sizeof(buf), "+0x%zx",
+                static_cast<size_t>(static_cast<const char*>(addr)
+                                    - static_cast<const char*>(info.dli_fbase)));
+  auto result = module + buf;
+  if (info.dli_sname != nullptr) {
+    int status = 0;
+    auto name = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
+    result += " (";
+    result += status == 0 && name != nullptr ? name : info.dli_sname;
+    result += ")";
+    std::free(name);
+  }
+  return result;
+}
 
 clock_type::time_point deadline_of(caf::timespan timeout) {
   if (timeout == no_timeout)
@@ -83,6 +129,9 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
     },
     [rt](flush_atom, bool all_frees) { rt->flush(all_frees); },
     [rt](check_atom, int32_t pid) { rt->on_start_deadline(pid); },
+    [rt](memory_atom) {
+      return caf::make_result(rt->own_memory(), rt->worker_ports());
+    },
     [self, rt](get_atom, const object_id& id) {
       auto rp = self->make_response_promise<blob>();
       rt->on_get(id, rp);
@@ -107,6 +156,7 @@ void runtime_impl::start() {
     return;
   }
   port_ = *port;
+  run_file_ = write_run_file(port_);
   auto n = cfg_.num_workers;
   if (n == 0)
     n = std::max(1u, std::thread::hardware_concurrency());
@@ -193,6 +243,8 @@ void runtime_impl::stop() {
   }
   sys_.reset();
   caf_cfg_.reset();
+  if (!run_file_.empty())
+    ::unlink(run_file_.c_str());
 }
 
 caf::error runtime_impl::status() const {
@@ -227,7 +279,7 @@ void runtime_impl::on_free(const object_id& id, object_entry&& e) {
 
 // -- submitting ---------------------------------------------------------------
 
-ref_base runtime_impl::submit(task_spec spec) {
+ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
   if (!running_)
     return failed_ref(runtime_down_error());
   auto id = make_id();
@@ -239,7 +291,7 @@ ref_base runtime_impl::submit(task_spec spec) {
   bool send_now = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    table_.add_pending(id, std::move(made_by));
+    table_.add_pending(id, std::move(made_by), call_site);
     for (auto& arg : task->args)
       if (arg.kind == 1)
         table_.add_submitted_ref(arg.ref);
@@ -268,13 +320,14 @@ ref_base runtime_impl::failed_ref(caf::error err) {
   return ref_base{id, shared_from_this()};
 }
 
-ref_base runtime_impl::put_blob(blob value) {
+ref_base runtime_impl::put_blob(blob value, const void* call_site) {
   if (!running_)
     return failed_ref(runtime_down_error());
   auto id = make_id();
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    table_.add_ready(id, std::make_shared<const blob>(std::move(value)));
+    table_.add_ready(id, std::make_shared<const blob>(std::move(value)),
+                     call_site);
   }
   return ref_base{id, shared_from_this()};
 }
@@ -763,18 +816,83 @@ caf::expected<runtime_stats> runtime_impl::stats(caf::timespan timeout) {
   return result;
 }
 
+process_memory runtime_impl::own_memory() const {
+  process_memory pm;
+  pm.role = "driver";
+  pm.pid = static_cast<int32_t>(::getpid());
+  std::vector<std::pair<object_id, const void*>> sites;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    table_.for_each([&](const object_id& id, const object_entry& e) {
+      memory_entry m;
+      m.id = id;
+      m.state = to_string(e.state);
+      m.size = e.size;
+      m.local_refs = e.local_refs;
+      m.submitted_refs = e.submitted_refs;
+      m.locations = e.locations;
+      m.owner_copy = e.value != nullptr;
+      if (e.made_by)
+        m.made_by = e.made_by->function;
+      pm.objects.push_back(std::move(m));
+      sites.emplace_back(id, e.call_site);
+    });
+  }
+  // Symbolize outside the lock; equal addresses only once.
+  std::map<const void*, std::string> names;
+  for (size_t i = 0; i < sites.size(); ++i) {
+    auto addr = sites[i].second;
+    auto j = names.find(addr);
+    if (j == names.end())
+      j = names.emplace(addr, describe_call_site(addr)).first;
+    pm.objects[i].call_site = j->second;
+  }
+  return pm;
+}
+
+std::vector<uint16_t> runtime_impl::worker_ports() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<uint16_t> result;
+  for (auto& [id, c] : workers_)
+    result.push_back(c.port);
+  return result;
+}
+
+caf::expected<memory_report> runtime_impl::memory(caf::timespan timeout) {
+  if (!running_)
+    return runtime_down_error();
+  memory_report report;
+  report.processes.push_back(own_memory());
+  std::vector<worker_conn> conns;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& [id, c] : workers_)
+      conns.push_back(c);
+  }
+  caf::scoped_actor self{*sys_};
+  caf::error failure;
+  for (auto& c : conns) {
+    self->request(c.store, timeout, memory_atom::value)
+      .receive([&](process_memory& pm) { report.processes.push_back(pm); },
+               [&](caf::error& err) { failure = std::move(err); });
+    if (failure)
+      return failure;
+  }
+  return report;
+}
+
 // -- free functions behind the templates --------------------------------------
 
-ref_base submit(runtime_impl& rt, task_spec spec) {
-  return rt.submit(std::move(spec));
+ref_base submit(runtime_impl& rt, task_spec spec, const void* call_site) {
+  return rt.submit(std::move(spec), call_site);
 }
 
 ref_base failed_ref(runtime_impl& rt, caf::error err) {
   return rt.failed_ref(std::move(err));
 }
 
-ref_base put_blob(runtime_impl& rt, blob value) {
-  return rt.put_blob(std::move(value));
+ref_base put_blob(runtime_impl& rt, blob value, const void* call_site) {
+  return rt.put_blob(std::move(value), call_site);
 }
 
 caf::expected<std::shared_ptr<const blob>>
@@ -834,6 +952,10 @@ std::vector<worker_info> runtime::workers() const {
 
 caf::expected<runtime_stats> runtime::stats(caf::timespan timeout) {
   return impl_->stats(timeout);
+}
+
+caf::expected<memory_report> runtime::memory(caf::timespan timeout) {
+  return impl_->memory(timeout);
 }
 
 caf::actor_system& runtime::system() {

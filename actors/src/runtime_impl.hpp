@@ -63,9 +63,9 @@ public:
 
   // -- API --------------------------------------------------------------------
 
-  ref_base submit(task_spec spec);
+  ref_base submit(task_spec spec, const void* call_site);
   ref_base failed_ref(caf::error err);
-  ref_base put_blob(blob value);
+  ref_base put_blob(blob value, const void* call_site);
   caf::expected<std::shared_ptr<const blob>> get_blob(const ref_base& x,
                                                       caf::timespan timeout);
   std::vector<bool> wait_ids(const std::vector<const ref_base*>& xs, size_t n,
@@ -76,6 +76,11 @@ public:
   void destroy_actor(uint64_t actor, const std::string& cls);
   std::vector<worker_info> workers() const;
   caf::expected<runtime_stats> stats(caf::timespan timeout);
+  caf::expected<memory_report> memory(caf::timespan timeout);
+  // The owner's own listing (any thread).
+  process_memory own_memory() const;
+  // Store ports of the live workers.
+  std::vector<uint16_t> worker_ports() const;
   caf::actor owner_handle() const;
 
   bool running() const {
@@ -141,6 +146,7 @@ private:
   owner_actor owner_;
   uint16_t port_ = 0;
   worker_pool pool_;
+  std::string run_file_; // announces this driver to `dref memory`
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
   // Serializes starting replacement workers with `stop`.

@@ -323,6 +323,20 @@ caf::behavior store_fn(caf::event_based_actor*, worker_id id,
       for (auto& oid : ids)
         store->erase(oid);
     },
+    [id, store](memory_atom) {
+      process_memory pm;
+      pm.role = "worker";
+      pm.pid = static_cast<int32_t>(getpid());
+      pm.id = id;
+      store->for_each([&](const object_id& oid, const stored_object& obj) {
+        memory_entry e;
+        e.id = oid;
+        e.state = obj.error ? "failed" : "stored";
+        e.size = obj.value ? obj.value->size() : 0;
+        pm.objects.push_back(std::move(e));
+      });
+      return pm;
+    },
     [id, store, actor_count](stats_atom) {
       worker_stats ws;
       ws.id = id;

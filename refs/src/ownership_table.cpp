@@ -25,20 +25,24 @@ ownership_table::ownership_table(free_handler on_free)
 }
 
 void ownership_table::add_pending(const object_id& id,
-                                  std::shared_ptr<const lineage> made_by) {
+                                  std::shared_ptr<const lineage> made_by,
+                                  const void* call_site) {
   auto [i, added] = entries_.try_emplace(id);
   assert(added);
   static_cast<void>(added);
   i->second.local_refs = 1;
   i->second.made_by = std::move(made_by);
+  i->second.call_site = call_site;
 }
 
 void ownership_table::add_ready(const object_id& id,
-                                std::shared_ptr<const blob> value) {
+                                std::shared_ptr<const blob> value,
+                                const void* call_site) {
   auto [i, added] = entries_.try_emplace(id);
   assert(added);
   static_cast<void>(added);
   auto& e = i->second;
+  e.call_site = call_site;
   e.state = object_state::ready;
   e.local_refs = 1;
   e.size = value ? value->size() : 0;

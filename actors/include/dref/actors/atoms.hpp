@@ -14,6 +14,7 @@ using stats_atom = caf::atom_constant<caf::atom("dref_stats")>;
 using register_atom = caf::atom_constant<caf::atom("dref_reg")>;
 using get_atom = caf::atom_constant<caf::atom("dref_get")>;
 using check_atom = caf::atom_constant<caf::atom("dref_check")>;
+using memory_atom = caf::atom_constant<caf::atom("dref_mem")>;
 using echo_atom = caf::atom_constant<caf::atom("dref_echo")>;
 
 } // namespace dref

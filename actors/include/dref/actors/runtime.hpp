@@ -18,6 +18,7 @@
 
 #include "dref/actors/config.hpp"
 #include "dref/actors/error.hpp"
+#include "dref/actors/memory.hpp"
 #include "dref/actors/registry.hpp"
 #include "dref/actors/serialization.hpp"
 #include "dref/actors/task_spec.hpp"
@@ -30,9 +31,11 @@ namespace internal {
 class runtime_impl;
 
 // Non-template entry points behind the templates below (runtime.cpp).
-ref_base submit(runtime_impl& rt, task_spec spec);
+ref_base submit(runtime_impl& rt, task_spec spec,
+                const void* call_site = nullptr);
 ref_base failed_ref(runtime_impl& rt, caf::error err);
-ref_base put_blob(runtime_impl& rt, blob value);
+ref_base put_blob(runtime_impl& rt, blob value,
+                  const void* call_site = nullptr);
 caf::expected<std::shared_ptr<const blob>>
 get_blob(runtime_impl& rt, const ref_base& x, caf::timespan timeout);
 std::vector<bool> wait_ids(runtime_impl& rt,
@@ -187,7 +190,7 @@ public:
   /// Calls a DREF_REMOTE function in a worker; returns at once. Arguments
   /// are values (serialized now) or refs (the task waits for them).
   template <class F, class... Ts>
-  auto call(F fn, Ts&&... xs) {
+  [[gnu::noinline]] auto call(F fn, Ts&&... xs) {
     using traits = detail::fn_traits<F>;
     using result = result_type_t<typename traits::result>;
     static_assert(traits::arity == sizeof...(Ts),
@@ -197,10 +200,9 @@ public:
       return ref<result>{internal::failed_ref(
         *impl_, make_error(actors_errc::unknown_function,
                            "function not registered with DREF_REMOTE"))};
-    return ref<result>{
-      submit_call<typename traits::args>(task_kind::function, *name, 0, 0,
-                                         type_tag<result>(),
-                                         std::forward<Ts>(xs)...)};
+    return ref<result>{submit_call<typename traits::args>(
+      __builtin_return_address(0), task_kind::function, *name, 0, 0,
+      type_tag<result>(), std::forward<Ts>(xs)...)};
   }
 
   /// Calls the function registered as `name`, expecting a result of type
@@ -208,9 +210,10 @@ public:
   /// a `T`, a string literal a `std::string`). Mismatches give
   /// `type_mismatch`, unknown names `unknown_function`, at `get`.
   template <class R, class... Ts>
-  ref<R> call_by_name(const std::string& name, Ts&&... xs) {
+  [[gnu::noinline]] ref<R> call_by_name(const std::string& name, Ts&&... xs) {
     using params = std::tuple<internal::inferred_arg_t<Ts>...>;
-    return ref<R>{submit_call<params>(task_kind::function, name, 0, 0,
+    return ref<R>{submit_call<params>(__builtin_return_address(0),
+                                      task_kind::function, name, 0, 0,
                                       type_tag<R>(), std::forward<Ts>(xs)...)};
   }
 
@@ -245,11 +248,12 @@ public:
 
   /// Stores `x` as an object owned by this process.
   template <class T>
-  ref<std::decay_t<T>> put(T&& x) {
+  [[gnu::noinline]] ref<std::decay_t<T>> put(T&& x) {
     blob bytes;
     if (auto err = to_blob(x, bytes))
       return ref<std::decay_t<T>>{internal::failed_ref(*impl_, err)};
-    return ref<std::decay_t<T>>{internal::put_blob(*impl_, std::move(bytes))};
+    return ref<std::decay_t<T>>{internal::put_blob(
+      *impl_, std::move(bytes), __builtin_return_address(0))};
   }
 
   /// Creates an instance of the DREF_ACTOR class `C` in a worker, passing
@@ -264,6 +268,11 @@ public:
   caf::expected<runtime_stats>
   stats(caf::timespan timeout = std::chrono::seconds(5));
 
+  /// Lists, per process, the objects this runtime owns and the copies its
+  /// workers hold (what `dref memory` prints; see `to_text`).
+  caf::expected<memory_report>
+  memory(caf::timespan timeout = std::chrono::seconds(5));
+
   /// The driver's CAF actor system.
   caf::actor_system& system();
 
@@ -277,7 +286,8 @@ private:
   friend class actor_handle;
 
   template <class Params, class... Ts>
-  ref_base submit_call(task_kind kind, const std::string& name, uint64_t actor,
+  ref_base submit_call(const void* call_site, task_kind kind,
+                       const std::string& name, uint64_t actor,
                        uint32_t method, const std::string& result_type,
                        Ts&&... xs) {
     task_spec spec;
@@ -290,7 +300,7 @@ private:
           internal::context_of(*impl_), spec.args,
           std::make_index_sequence<sizeof...(Ts)>{}, std::forward<Ts>(xs)...))
       return internal::failed_ref(*impl_, std::move(err));
-    return internal::submit(*impl_, std::move(spec));
+    return internal::submit(*impl_, std::move(spec), call_site);
   }
 
   std::shared_ptr<internal::runtime_impl> impl_;
@@ -309,7 +319,7 @@ public:
   /// Calls `method` on the instance with `xs`; returns at once (an empty
   /// ref for a default-constructed handle).
   template <class M, class... Ts>
-  auto call(M method, Ts&&... xs) {
+  [[gnu::noinline]] auto call(M method, Ts&&... xs) {
     using traits = detail::method_traits<M>;
     using result = result_type_t<typename traits::result>;
     static_assert(std::is_base_of_v<typename traits::cls, C>,
@@ -343,7 +353,8 @@ public:
           internal::context_of(rt), spec.args,
           std::make_index_sequence<sizeof...(Ts)>{}, std::forward<Ts>(xs)...))
       return ref<result>{internal::failed_ref(rt, std::move(err))};
-    return ref<result>{internal::submit(rt, std::move(spec))};
+    return ref<result>{
+      internal::submit(rt, std::move(spec), __builtin_return_address(0))};
   }
 
   /// Resolves once the instance is constructed, or to the error that
@@ -379,7 +390,7 @@ private:
 };
 
 template <class C, class... Ts>
-actor_handle<C> runtime::spawn(Ts&&... xs) {
+[[gnu::noinline]] actor_handle<C> runtime::spawn(Ts&&... xs) {
   static_assert((!internal::is_ref<std::decay_t<Ts>>::value && ...),
                 "constructor arguments must be values");
   static_cast<void>(
@@ -398,10 +409,9 @@ actor_handle<C> runtime::spawn(Ts&&... xs) {
   st.cls = cls->name;
   st.id = internal::next_actor_id(*impl_);
   using params = std::tuple<std::decay_t<Ts>...>;
-  st.created = ref<unit_t>{submit_call<params>(task_kind::actor_create,
-                                               cls->name, st.id, 0,
-                                               type_tag<unit_t>(),
-                                               std::forward<Ts>(xs)...)};
+  st.created = ref<unit_t>{submit_call<params>(
+    __builtin_return_address(0), task_kind::actor_create, cls->name, st.id, 0,
+    type_tag<unit_t>(), std::forward<Ts>(xs)...)};
   return result;
 }
 

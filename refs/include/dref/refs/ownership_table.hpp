@@ -58,6 +58,9 @@ struct object_entry {
   uint64_t size = 0;
   /// Why the object failed (state == failed).
   caf::error error;
+  /// Code address of the user's call that created the object (diagnostics,
+  /// `dref memory`), or null.
+  const void* call_site = nullptr;
 };
 
 /// The owner's bookkeeping for the objects it owns: counts, lineage, value or
@@ -85,12 +88,14 @@ public:
 
   /// Adds an object made by a task: state pending, one local ref.
   /// @pre `id` is not in the table.
-  void add_pending(const object_id& id, std::shared_ptr<const lineage> made_by);
+  void add_pending(const object_id& id, std::shared_ptr<const lineage> made_by,
+                   const void* call_site = nullptr);
 
   /// Adds an object whose value the owner already holds (`put`): state
   /// ready, one local ref.
   /// @pre `id` is not in the table.
-  void add_ready(const object_id& id, std::shared_ptr<const blob> value);
+  void add_ready(const object_id& id, std::shared_ptr<const blob> value,
+                 const void* call_site = nullptr);
 
   /// Counts one more local ref. Returns false if `id` is unknown.
   bool add_local_ref(const object_id& id);

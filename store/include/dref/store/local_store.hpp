@@ -45,6 +45,15 @@ public:
   /// Bytes of stored values.
   uint64_t bytes() const;
 
+  /// Visits every object (id, slot) under the lock; `f` must not call back
+  /// into the store.
+  template <class F>
+  void for_each(F&& f) const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& [id, obj] : objects_)
+      f(id, obj);
+  }
+
 private:
   mutable std::mutex mtx_;
   std::unordered_map<object_id, stored_object> objects_; // guarded by mtx_
