@@ -4,6 +4,8 @@
 #include <chrono>
 #include <iostream>
 
+#include <malloc.h>
+
 #include "caf/all.hpp"
 #include "fmt/core.h"
 
@@ -173,6 +175,19 @@ std::vector<figure> run_bench(const bench_options& opts) {
   auto base_async = best_of(opts.repeat, true, [&] {
     return baseline_async(rt.system(), ws, opts.tasks);
   });
+  // Owner-side bytes per owned small object: heap growth while 1,000,000
+  // put refs are alive, minus the caller's own vector of refs.
+  double bytes_per_ref = 0;
+  {
+    constexpr size_t n = 1000000;
+    std::vector<ref<int64_t>> refs;
+    refs.reserve(n);
+    auto before = mallinfo2().uordblks;
+    for (size_t i = 0; i < n; ++i)
+      refs.push_back(rt.put(static_cast<int64_t>(i)));
+    auto after = mallinfo2().uordblks;
+    bytes_per_ref = static_cast<double>(after - before) / n;
+  }
   emit("tasks_sync", tasks_sync, "tasks/s");
   emit("tasks_async", tasks_async, "tasks/s");
   emit("actor_calls_sync", actor_sync, "calls/s");
@@ -180,6 +195,7 @@ std::vector<figure> run_bench(const bench_options& opts) {
   emit(fmt::format("chain_refs_{}", opts.chain), chain, "ms");
   emit("baseline_rpc_sync", base_sync, "req/s");
   emit("baseline_rpc_async", base_async, "req/s");
+  emit("owner_bytes_per_ref", bytes_per_ref, "bytes");
   emit("tasks_sync_vs_baseline", tasks_sync / base_sync, "ratio");
   emit("tasks_async_vs_baseline", tasks_async / base_async, "ratio");
   emit("actor_calls_sync_vs_baseline", actor_sync / base_sync, "ratio");
