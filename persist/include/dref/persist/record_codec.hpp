@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "caf/expected.hpp"
+
+#include "dref/persist/checkpoint_store.hpp"
+
+namespace dref {
+
+/// One durable actor's saved state: what a `checkpoint_record` on disk
+/// holds, as a plain C++ value (no Protobuf type).
+///
+/// A plain value: owned by whoever holds it, not thread-safe.
+struct checkpoint {
+  /// The durable actor's name; also the record's key in `actor_state`.
+  std::string actor;
+  /// Goes up with every checkpoint the actor writes.
+  uint64_t version = 0;
+  /// The actor's serialized state.
+  std::string state;
+  /// Per caller id (UTF-8): the sequence number of the last call applied.
+  std::map<std::string, uint64_t> sequence_numbers;
+
+  friend bool operator==(const checkpoint& x, const checkpoint& y) {
+    return x.actor == y.actor && x.version == y.version && x.state == y.state
+           && x.sequence_numbers == y.sequence_numbers;
+  }
+
+  friend bool operator!=(const checkpoint& x, const checkpoint& y) {
+    return !(x == y);
+  }
+};
+
+/// Turns a `checkpoint` into the bytes of a `dref.persist.v1.checkpoint_record`
+/// and back, checking the record's format version and CRC-32C on the way
+/// in. The format is frozen: docs/checkpoint_format.md.
+///
+/// Stateless: every function is safe from any thread.
+class record_codec {
+public:
+  /// The format version this build writes, and the only one it reads.
+  static constexpr uint32_t format_version = 1;
+
+  /// The record bytes for `x`, with `format_version` and its checksum.
+  /// @pre every caller id in `x.sequence_numbers` is valid UTF-8.
+  static std::string encode(const checkpoint& x);
+
+  /// The checkpoint in `bytes`, a record stored under the key `actor`.
+  /// Errors, each naming `actor`:
+  /// - `checkpoint_corrupt`: the bytes do not parse, have no format
+  ///   version, fail the CRC, or name another actor;
+  /// - `incompatible_state`: an unknown format version.
+  static caf::expected<checkpoint> decode(const std::string& actor,
+                                          std::string_view bytes);
+
+  /// The CRC-32C of `x` in its canonical version-1 form (the `crc32c`
+  /// field of its record; docs/checkpoint_format.md defines the form).
+  static uint32_t checksum(const checkpoint& x);
+};
+
+/// Adds to `batch` a put of `x`'s record under `x.actor` in `actor_state`.
+void put_checkpoint(write_batch& batch, const checkpoint& x);
+
+/// Reads and decodes the checkpoint of `actor` from `store`: an empty
+/// optional when there is none; the store's or the codec's error
+/// otherwise.
+caf::expected<std::optional<checkpoint>>
+read_checkpoint(const checkpoint_store& store, const std::string& actor);
+
+} // namespace dref

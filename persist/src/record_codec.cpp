@@ -1,0 +1,175 @@
+#include "dref/persist/record_codec.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "checkpoint.pb.h"
+
+#include "dref/persist/crc32c.hpp"
+#include "dref/persist/error.hpp"
+
+namespace dref {
+
+namespace {
+
+// Feeds the canonical form of a checkpoint into a running CRC-32C. Every
+// integer is little-endian; every byte string is preceded by its length.
+class crc_builder {
+public:
+  void add_u32(uint32_t x) {
+    unsigned char buf[4];
+    for (int i = 0; i < 4; ++i)
+      buf[i] = static_cast<unsigned char>(x >> (8 * i));
+    crc_ = crc32c_extend(crc_, buf, sizeof(buf));
+  }
+
+  void add_u64(uint64_t x) {
+    unsigned char buf[8];
+    for (int i = 0; i < 8; ++i)
+      buf[i] = static_cast<unsigned char>(x >> (8 * i));
+    crc_ = crc32c_extend(crc_, buf, sizeof(buf));
+  }
+
+  void add_bytes(std::string_view x) {
+    add_u64(x.size());
+    crc_ = crc32c_extend(crc_, x.data(), x.size());
+  }
+
+  uint32_t result() const {
+    return crc_;
+  }
+
+private:
+  uint32_t crc_ = 0;
+};
+
+// The version-1 canonical form: format_version, actor, version, state, the
+// number of sequence numbers, then each (caller, sequence number) in
+// ascending byte order of the caller id. `Map` is any map from string to
+// uint64; the entries are sorted here because Protobuf maps are not.
+template <class Map>
+uint32_t checksum_v1(std::string_view actor, uint64_t version,
+                     std::string_view state, const Map& seqs) {
+  std::vector<std::pair<std::string_view, uint64_t>> sorted;
+  sorted.reserve(seqs.size());
+  for (auto& [caller, seq] : seqs)
+    sorted.emplace_back(caller, seq);
+  std::sort(sorted.begin(), sorted.end());
+  crc_builder crc;
+  crc.add_u32(1);
+  crc.add_bytes(actor);
+  crc.add_u64(version);
+  crc.add_bytes(state);
+  crc.add_u64(sorted.size());
+  for (auto& [caller, seq] : sorted) {
+    crc.add_bytes(caller);
+    crc.add_u64(seq);
+  }
+  return crc.result();
+}
+
+// Whether `x` is well-formed UTF-8 (what proto3 demands of string fields;
+// a record with a malformed caller id would not parse back).
+[[maybe_unused]] bool valid_utf8(std::string_view x) {
+  size_t i = 0;
+  while (i < x.size()) {
+    auto c = static_cast<unsigned char>(x[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3
+                                : (c >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > x.size())
+      return false;
+    uint32_t cp = len == 1 ? c : c & (0x7F >> len);
+    for (size_t k = 1; k < len; ++k) {
+      auto d = static_cast<unsigned char>(x[i + k]);
+      if ((d & 0xC0) != 0x80)
+        return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    // No overlong forms, no surrogates, nothing past U+10FFFF.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800)
+        || (len == 4 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF)
+        || cp > 0x10FFFF)
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+caf::error corrupt(const std::string& actor, const std::string& what) {
+  return make_error(persist_errc::checkpoint_corrupt,
+                    "checkpoint of actor '" + actor + "': " + what);
+}
+
+} // namespace
+
+uint32_t record_codec::checksum(const checkpoint& x) {
+  return checksum_v1(x.actor, x.version, x.state, x.sequence_numbers);
+}
+
+std::string record_codec::encode(const checkpoint& x) {
+  persist::v1::checkpoint_record rec;
+  rec.set_format_version(format_version);
+  rec.set_actor(x.actor);
+  rec.set_version(x.version);
+  rec.set_state(x.state);
+  auto& seqs = *rec.mutable_sequence_numbers();
+  for (auto& [caller, seq] : x.sequence_numbers) {
+    assert(valid_utf8(caller));
+    seqs[caller] = seq;
+  }
+  rec.set_crc32c(checksum(x));
+  return rec.SerializeAsString();
+}
+
+caf::expected<checkpoint> record_codec::decode(const std::string& actor,
+                                               std::string_view bytes) {
+  persist::v1::checkpoint_record rec;
+  if (bytes.size() > static_cast<size_t>(INT32_MAX)
+      || !rec.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return corrupt(actor, "the record does not parse");
+  if (rec.format_version() == 0)
+    return corrupt(actor, "the record has no format version");
+  if (rec.format_version() != format_version)
+    return make_error(persist_errc::incompatible_state,
+                      "checkpoint of actor '" + actor + "': format version "
+                        + std::to_string(rec.format_version())
+                        + ", this build reads version "
+                        + std::to_string(format_version));
+  auto crc = checksum_v1(rec.actor(), rec.version(), rec.state(),
+                         rec.sequence_numbers());
+  if (crc != rec.crc32c())
+    return corrupt(actor, "CRC-32C mismatch (stored "
+                            + std::to_string(rec.crc32c()) + ", computed "
+                            + std::to_string(crc) + ")");
+  if (rec.actor() != actor)
+    return corrupt(actor, "the record belongs to actor '" + rec.actor() + "'");
+  checkpoint result;
+  result.actor = std::move(*rec.mutable_actor());
+  result.version = rec.version();
+  result.state = std::move(*rec.mutable_state());
+  for (auto& [caller, seq] : rec.sequence_numbers())
+    result.sequence_numbers.emplace(caller, seq);
+  return result;
+}
+
+void put_checkpoint(write_batch& batch, const checkpoint& x) {
+  batch.put(column_family::actor_state, x.actor, record_codec::encode(x));
+}
+
+caf::expected<std::optional<checkpoint>>
+read_checkpoint(const checkpoint_store& store, const std::string& actor) {
+  auto bytes = store.read(column_family::actor_state, actor);
+  if (!bytes)
+    return std::move(bytes.error());
+  if (!bytes->has_value())
+    return std::optional<checkpoint>{};
+  auto x = record_codec::decode(actor, **bytes);
+  if (!x)
+    return std::move(x.error());
+  return std::optional<checkpoint>{std::move(*x)};
+}
+
+} // namespace dref
