@@ -2,15 +2,21 @@
 
 #include <algorithm>
 #include <chrono>
+#include <atomic>
+#include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include <malloc.h>
+#include <stdlib.h>
 
 #include "caf/all.hpp"
 #include "fmt/core.h"
 
 #include "dref/actors/all.hpp"
 #include "dref/actors/atoms.hpp"
+#include "dref/persist/group_committer.hpp"
+#include "dref/persist/rocksdb_checkpoint_store.hpp"
 
 namespace {
 
@@ -99,6 +105,55 @@ double baseline_sync(caf::actor_system& sys,
                   echo_atom::value, static_cast<int32_t>(i))
       .receive([](int32_t) {}, [](caf::error&) {});
   return static_cast<double>(n) / seconds_since(t0);
+}
+
+// The storage baseline for durable actors (issue 5): synced single puts
+// into the RocksDB checkpoint store, against the same puts from 8 threads
+// through the group committer (one synced write per group). Measured in a
+// fresh temporary directory, removed afterwards.
+std::pair<double, double> checkpoint_rates(size_t puts) {
+  char tmpl[] = "/tmp/dref-bench-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr)
+    return {0, 0};
+  std::string dir = tmpl;
+  double single = 0;
+  double grouped = 0;
+  {
+    auto store = rocksdb_checkpoint_store::open(dir + "/db");
+    if (store) {
+      std::string value(256, 'v');
+      auto t0 = clock_type::now();
+      for (size_t i = 0; i < puts; ++i) {
+        write_batch b;
+        b.put(column_family::actor_state, "a" + std::to_string(i), value);
+        if ((*store)->write(b))
+          return {0, 0};
+      }
+      single = static_cast<double>(puts) / seconds_since(t0);
+      group_committer committer{**store};
+      constexpr size_t threads = 8;
+      std::vector<std::thread> ts;
+      std::atomic<size_t> failures{0};
+      t0 = clock_type::now();
+      for (size_t t = 0; t < threads; ++t)
+        ts.emplace_back([&, t] {
+          for (size_t i = t; i < puts * 4; i += threads) {
+            write_batch b;
+            b.put(column_family::actor_state, "g" + std::to_string(i), value);
+            if (committer.submit(b))
+              ++failures;
+          }
+        });
+      for (auto& th : ts)
+        th.join();
+      grouped = failures == 0
+                  ? static_cast<double>(puts * 4) / seconds_since(t0)
+                  : 0;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return {single, grouped};
 }
 
 } // namespace
@@ -196,6 +251,9 @@ std::vector<figure> run_bench(const bench_options& opts) {
   emit("baseline_rpc_sync", base_sync, "req/s");
   emit("baseline_rpc_async", base_async, "req/s");
   emit("owner_bytes_per_ref", bytes_per_ref, "bytes");
+  auto [sync_put, group_put] = checkpoint_rates(300);
+  emit("rocksdb_sync_put", sync_put, "puts/s");
+  emit("rocksdb_group_commit_put", group_put, "puts/s");
   emit("tasks_sync_vs_baseline", tasks_sync / base_sync, "ratio");
   emit("tasks_async_vs_baseline", tasks_async / base_async, "ratio");
   emit("actor_calls_sync_vs_baseline", actor_sync / base_sync, "ratio");
