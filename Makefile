@@ -32,7 +32,7 @@ demo: build
 	$(BUILD)/bin/dref_demo
 
 # Unit tests run in parallel; distributed tests (real worker processes on
-# two cores) one at a time. Then the unit tests again under ASan+UBSan.
+# two cores) one at a time. Then both again under ASan+UBSan.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -L distributed -j 1
@@ -41,9 +41,11 @@ test: build
 test-asan: deps
 	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DDREF_SANITIZE=ON \
 	  -DDREF_ENABLE_SAMPLES=OFF $(CMAKE_ARGS)
-	cmake --build $(ASAN_DIR) -j $(JOBS) --target refs_test store_test actors_unit_test
+	cmake --build $(ASAN_DIR) -j $(JOBS) --target refs_test store_test actors_unit_test runtime_test dref
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -L unit -j $(JOBS)
+	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -L distributed -j 1
 
 bench: build
 	$(BUILD)/bin/dref bench --json $(BUILD)/bench.json
