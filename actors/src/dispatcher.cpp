@@ -32,38 +32,83 @@ void dispatcher::fail_held(const caf::error& err, dispatch_result& out) {
   held_.clear();
 }
 
-void dispatcher::remove_worker(worker_id w, dispatch_result& out) {
+void dispatcher::remove_worker(
+  worker_id w, dispatch_result& out,
+  const std::map<uint64_t, std::shared_ptr<const task_spec>>& restores) {
   if (workers_.erase(w) == 0)
     return;
   auto died = [w] {
     return make_error(actors_errc::worker_died,
                       "worker " + std::to_string(w) + " died");
   };
+  // Durable actors that move: take their in-flight calls back, in order.
+  std::map<uint64_t, std::vector<std::pair<uint64_t,
+                                           std::shared_ptr<const task_spec>>>>
+    resend;
+  for (auto& [id, a] : actors_)
+    if (a.worker == w && restores.count(id) > 0 && !workers_.empty())
+      resend[id];
   for (auto i = in_flight_.begin(); i != in_flight_.end();) {
-    if (i->second.worker == w) {
-      auto spec = std::move(i->second.spec);
-      i = in_flight_.erase(i);
-      if (spec->result.valid())
-        out.failures.emplace_back(spec->result, died());
-      out.finished.push_back(std::move(spec));
-    } else {
+    if (i->second.worker != w) {
       ++i;
+      continue;
     }
+    auto spec = std::move(i->second.spec);
+    auto seq = i->second.seq;
+    i = in_flight_.erase(i);
+    auto r = resend.find(spec->actor);
+    if (spec->kind != static_cast<uint8_t>(task_kind::function)
+        && r != resend.end()) {
+      r->second.emplace_back(seq, std::move(spec));
+      continue;
+    }
+    if (spec->result.valid())
+      out.failures.emplace_back(spec->result, died());
+    out.finished.push_back(std::move(spec));
   }
   for (auto i = actors_.begin(); i != actors_.end();) {
-    if (i->second.worker == w) {
-      auto err = make_error(actors_errc::worker_died,
-                            "actor " + std::to_string(i->first)
-                              + " died with worker " + std::to_string(w));
-      for (auto& t : i->second.queue)
-        fail(t, err, out);
-      blocked_actors_.erase(i->first);
-      dead_actors_.emplace(i->first, std::move(err));
-      i = actors_.erase(i);
-    } else {
+    if (i->second.worker != w) {
       ++i;
+      continue;
     }
+    auto r = resend.find(i->first);
+    if (r != resend.end()) {
+      auto& a = i->second;
+      std::sort(r->second.begin(), r->second.end(),
+                [](auto& x, auto& y) { return x.first < y.first; });
+      std::deque<std::shared_ptr<const task_spec>> q;
+      q.push_back(restores.at(i->first));
+      for (auto& [seq, spec] : r->second)
+        if (spec->kind != static_cast<uint8_t>(task_kind::actor_create))
+          q.push_back(std::move(spec)); // a create is replaced by the restore
+        else if (spec->result.valid())
+          out.failures.emplace_back(spec->result, died());
+      for (auto& t : a.queue)
+        q.push_back(std::move(t));
+      a.queue = std::move(q);
+      a.worker = least_loaded();
+      blocked_actors_.insert(i->first);
+      ++i;
+      continue;
+    }
+    auto err = make_error(actors_errc::worker_died,
+                          "actor " + std::to_string(i->first)
+                            + " died with worker " + std::to_string(w));
+    for (auto& t : i->second.queue)
+      fail(t, err, out);
+    blocked_actors_.erase(i->first);
+    dead_actors_.emplace(i->first, std::move(err));
+    i = actors_.erase(i);
   }
+}
+
+std::vector<std::tuple<uint64_t, std::string, std::string>>
+dispatcher::durable_actors_on(worker_id w) const {
+  std::vector<std::tuple<uint64_t, std::string, std::string>> result;
+  for (auto& [id, a] : actors_)
+    if (a.worker == w && !a.durable.empty())
+      result.emplace_back(id, a.cls, a.durable);
+  return result;
 }
 
 void dispatcher::submit(std::shared_ptr<const task_spec> t,
@@ -170,13 +215,15 @@ dispatcher::verdict
 dispatcher::try_actor(const std::shared_ptr<const task_spec>& t,
                       const ownership_table& table, dispatch_result& out) {
   auto kind = static_cast<task_kind>(t->kind);
-  if (kind == task_kind::actor_create) {
+  if (kind == task_kind::actor_create || kind == task_kind::actor_restore) {
     if (workers_.empty()) {
       fail(t, make_error(actors_errc::runtime_down, "no workers"), out);
       return verdict::failed;
     }
     auto& a = actors_[t->actor];
     a.worker = least_loaded();
+    a.cls = t->name;
+    a.durable = t->durable;
     a.queue.push_back(t);
     blocked_actors_.insert(t->actor);
     drain_actor(t->actor, table, out);
@@ -284,11 +331,12 @@ dispatcher::try_send(const std::shared_ptr<const task_spec>& t,
         break;
     }
   }
-  ++tw->second.load;
-  if (sent.result.valid())
-    in_flight_.emplace(sent.result, flight{target, t});
-  else
+  if (sent.result.valid()) {
+    ++tw->second.load;
+    in_flight_.emplace(sent.result, flight{target, t, next_seq_++});
+  } else {
     out.finished.push_back(t);
+  }
   out.sends.emplace_back(target, std::move(sent));
   return verdict::sent;
 }

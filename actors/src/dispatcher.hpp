@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <string>
+#include <tuple>
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -48,8 +50,19 @@ public:
   void add_worker(worker_id w, uint16_t port);
 
   /// The worker died: its in-flight tasks and the queued calls of its
-  /// actors fail with `worker_died`; its actors are dead from now on.
-  void remove_worker(worker_id w, dispatch_result& out);
+  /// actors fail with `worker_died`; its actors are dead from now on, except
+  /// durable actors listed in `restores` (actor id -> a restore task made
+  /// from its latest checkpoint): each moves to another worker, where the
+  /// restore runs first, then its calls that were in flight (in submission
+  /// order: their effects were never made durable), then its queued calls.
+  void remove_worker(
+    worker_id w, dispatch_result& out,
+    const std::map<uint64_t, std::shared_ptr<const task_spec>>& restores = {});
+
+  /// The durable actors living on worker `w`: (actor id, class name,
+  /// durable name).
+  std::vector<std::tuple<uint64_t, std::string, std::string>>
+  durable_actors_on(worker_id w) const;
 
   /// Takes a new task.
   void submit(std::shared_ptr<const task_spec> t, const ownership_table& table,
@@ -100,11 +113,14 @@ private:
   struct actor_state {
     worker_id worker = 0;
     std::deque<std::shared_ptr<const task_spec>> queue;
+    std::string cls;     // class name
+    std::string durable; // durable name, empty for plain actors
   };
 
   struct flight {
     worker_id worker = 0;
     std::shared_ptr<const task_spec> spec;
+    uint64_t seq = 0; // send order
   };
 
   verdict try_send(const std::shared_ptr<const task_spec>& t, worker_id target,
@@ -126,6 +142,7 @@ private:
   std::unordered_set<uint64_t> blocked_actors_; // actors with a queue
   std::unordered_map<uint64_t, caf::error> dead_actors_;
   size_t next_ = 0; // round-robin start among equally loaded workers
+  uint64_t next_seq_ = 0; // counts sends
   caf::error unavailable_; // set while no worker exists or is coming
 };
 

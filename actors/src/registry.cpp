@@ -58,6 +58,15 @@ const actor_class_entry* registry::actor_class(std::type_index type) const {
   return i != class_names_.end() ? actor_class(i->second) : nullptr;
 }
 
+void registry::add_state(const std::string& type_tag, state_entry entry) {
+  states_[type_tag] = std::move(entry);
+}
+
+const state_entry* registry::state(const std::string& type_tag) const {
+  auto i = states_.find(type_tag);
+  return i != states_.end() ? &i->second : nullptr;
+}
+
 void registry::add_constructor(const std::string& key, constructor_entry entry) {
   constructors_[key] = std::move(entry);
 }

@@ -18,6 +18,8 @@
 #include "caf/io/middleman.hpp"
 
 #include "dref/actors/error.hpp"
+#include "dref/persist/record_codec.hpp"
+#include "dref/persist/rocksdb_checkpoint_store.hpp"
 #include "dref/refs/error.hpp"
 
 namespace dref {
@@ -310,6 +312,103 @@ ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
   return ref_base{id, shared_from_this()};
 }
 
+caf::error runtime_impl::open_checkpoints() {
+  if (ckpt_)
+    return caf::none;
+  auto dir = cfg_.state_dir.empty() ? run_directory() + "/state"
+                                    : cfg_.state_dir;
+  auto store = rocksdb_checkpoint_store::open(dir);
+  if (!store)
+    return std::move(store.error());
+  ckpt_ = std::move(*store);
+  return caf::none;
+}
+
+ref_base runtime_impl::submit_durable(task_spec create,
+                                      const void* call_site) {
+  if (!running_)
+    return failed_ref(runtime_down_error());
+  std::optional<checkpoint> found;
+  {
+    std::lock_guard<std::mutex> guard{ckpt_mtx_};
+    if (auto err = open_checkpoints())
+      return failed_ref(std::move(err));
+    auto cp = read_checkpoint(*ckpt_, create.durable);
+    if (!cp)
+      return failed_ref(std::move(cp.error()));
+    found = std::move(*cp);
+    ckpt_versions_[create.durable] = found ? found->version : 0;
+  }
+  if (found) {
+    // Saved state wins over constructor arguments.
+    create.kind = static_cast<uint8_t>(task_kind::actor_restore);
+    task_arg arg;
+    arg.type = type_tag<blob>();
+    arg.value.assign(found->state.begin(), found->state.end());
+    create.args.clear();
+    create.args.push_back(std::move(arg));
+  }
+  return submit(std::move(create), call_site);
+}
+
+void runtime_impl::checkpoint_results(std::vector<task_result>& results) {
+  write_batch batch;
+  {
+    std::lock_guard<std::mutex> guard{ckpt_mtx_};
+    if (!ckpt_)
+      return;
+    for (auto& r : results) {
+      if (r.durable.empty())
+        continue;
+      checkpoint cp;
+      cp.actor = r.durable;
+      cp.version = ++ckpt_versions_[r.durable];
+      cp.state.assign(r.state.begin(), r.state.end());
+      put_checkpoint(batch, cp); // a later state of the same actor wins
+    }
+    if (batch.empty())
+      return;
+    // One synced write for every durable call in this batch (group commit).
+    auto err = ckpt_->write(batch);
+    if (!err)
+      return;
+    for (auto& r : results)
+      if (!r.durable.empty()) {
+        r.status = task_result::failed;
+        r.error = err;
+        r.value.clear();
+      }
+  }
+}
+
+std::map<uint64_t, std::shared_ptr<const task_spec>>
+runtime_impl::restores_for(worker_id w) {
+  std::map<uint64_t, std::shared_ptr<const task_spec>> result;
+  auto actors = dispatcher_.durable_actors_on(w);
+  if (actors.empty())
+    return result;
+  std::lock_guard<std::mutex> guard{ckpt_mtx_};
+  if (!ckpt_)
+    return result;
+  for (auto& [id, cls, name] : actors) {
+    auto cp = read_checkpoint(*ckpt_, name);
+    if (!cp || !*cp)
+      continue; // no usable checkpoint: the actor dies with its worker
+    auto t = std::make_shared<task_spec>();
+    t->kind = static_cast<uint8_t>(task_kind::actor_restore);
+    t->name = cls;
+    t->actor = id;
+    t->durable = name;
+    t->result_type = type_tag<unit_t>();
+    task_arg arg;
+    arg.type = type_tag<blob>();
+    arg.value.assign((*cp)->state.begin(), (*cp)->state.end());
+    t->args.push_back(std::move(arg));
+    result.emplace(id, std::move(t));
+  }
+  return result;
+}
+
 ref_base runtime_impl::failed_ref(caf::error err) {
   auto id = make_id();
   {
@@ -511,6 +610,8 @@ caf::error runtime_impl::on_register(const worker_registration& reg) {
 }
 
 void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
+  // Durable calls are acknowledged only once their state is on disk.
+  checkpoint_results(results);
   std::vector<object_id> changed;
   changed.reserve(results.size());
   {
@@ -570,7 +671,7 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
       frees_.erase(f);
     }
     dispatch_result out;
-    dispatcher_.remove_worker(w, out);
+    dispatcher_.remove_worker(w, out, restores_for(w));
     auto lost = table_.drop_location(w);
     changed.insert(changed.end(), lost.begin(), lost.end());
     settle(out, changed);
@@ -904,6 +1005,11 @@ std::vector<bool> wait_ids(runtime_impl& rt,
                            const std::vector<const ref_base*>& xs, size_t n,
                            caf::timespan timeout) {
   return rt.wait_ids(xs, n, timeout);
+}
+
+ref_base submit_durable(runtime_impl& rt, task_spec create,
+                        const void* call_site) {
+  return rt.submit_durable(std::move(create), call_site);
 }
 
 uint64_t next_actor_id(runtime_impl& rt) {

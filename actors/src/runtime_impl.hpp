@@ -18,6 +18,7 @@
 #include "worker_pool.hpp"
 
 #include "dref/actors/runtime.hpp"
+#include "dref/persist/checkpoint_store.hpp"
 #include "dref/refs/ownership_table.hpp"
 
 namespace dref::internal {
@@ -64,6 +65,7 @@ public:
   // -- API --------------------------------------------------------------------
 
   ref_base submit(task_spec spec, const void* call_site);
+  ref_base submit_durable(task_spec create, const void* call_site);
   ref_base failed_ref(caf::error err);
   ref_base put_blob(blob value, const void* call_site);
   caf::expected<std::shared_ptr<const blob>> get_blob(const ref_base& x,
@@ -134,6 +136,15 @@ private:
   // Delivers answers to `get` requests waiting for `ids` (owner actor only).
   void deliver_waiters(const std::vector<object_id>& ids);
   caf::expected<int> launch_worker(worker_id id);
+  // Opens the checkpoint store on first use. @pre ckpt_mtx_ held.
+  caf::error open_checkpoints();
+  // Makes the states carried by `results` durable in one synced write;
+  // on failure the affected results fail with the write's error.
+  void checkpoint_results(std::vector<task_result>& results);
+  // Restore tasks for the durable actors of worker `w` (their latest
+  // checkpoints). @pre mtx_ held.
+  std::map<uint64_t, std::shared_ptr<const task_spec>>
+  restores_for(worker_id w);
   caf::error runtime_down_error() const;
 
   config cfg_;
@@ -147,6 +158,10 @@ private:
   uint16_t port_ = 0;
   worker_pool pool_;
   std::string run_file_; // announces this driver to `dref memory`
+  // Checkpoints of durable actors; opened on the first durable spawn.
+  std::mutex ckpt_mtx_;
+  std::unique_ptr<checkpoint_store> ckpt_;            // guarded by ckpt_mtx_
+  std::map<std::string, uint64_t> ckpt_versions_;     // guarded by ckpt_mtx_
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
   // Serializes starting replacement workers with `stop`.

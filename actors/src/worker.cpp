@@ -60,7 +60,31 @@ bool parse_settings(const char* text, worker_settings& out) {
 struct actor_instance {
   const actor_class_entry* cls = nullptr;
   std::shared_ptr<void> object;
+  /// Name of a durable actor, empty otherwise.
+  std::string durable;
 };
+
+/// A durable actor's state after a task, to travel with its result.
+struct durable_state {
+  std::string name;
+  blob state;
+  bool set = false;
+};
+
+// Saves the state of a durable instance into `out`.
+caf::error save_state(const actor_instance& inst, durable_state& out) {
+  auto se = registry::instance().state(inst.cls->type);
+  if (se == nullptr)
+    return make_error(actors_errc::invalid_argument,
+                      inst.cls->name + " has no registered state (inspect)");
+  auto bytes = se->save(inst.object.get());
+  if (!bytes)
+    return std::move(bytes.error());
+  out.name = inst.durable;
+  out.state = std::move(*bytes);
+  out.set = true;
+  return caf::none;
+}
 
 /// State of the executor actor. Touched only by the executor's own thread.
 struct executor_state {
@@ -146,7 +170,8 @@ caf::expected<blob> invoke_guarded(const std::string& what,
 }
 
 // Runs one task; returns its serialized result or its error.
-caf::expected<blob> run_task(executor_pointer self, const task_spec& t) {
+caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
+                             durable_state& saved) {
   auto& st = self->state;
   auto kind = static_cast<task_kind>(t.kind);
   // 1. Resolve the arguments: inline, local store, or another worker.
@@ -214,10 +239,28 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t) {
         return caf::expected<blob>{std::move(out)};
       });
       if (res) {
-        st.actors[t.actor] = actor_instance{cls, std::move(obj)};
+        auto& inst = st.actors[t.actor];
+        inst = actor_instance{cls, std::move(obj), t.durable};
         ++*st.actor_count;
+        if (!t.durable.empty())
+          if (auto err = save_state(inst, saved))
+            return err;
       }
       return res;
+    }
+    case task_kind::actor_restore: {
+      auto cls = reg.actor_class(t.name);
+      auto se = cls != nullptr ? reg.state(cls->type) : nullptr;
+      if (se == nullptr || t.args.size() != 1)
+        return make_error(actors_errc::unknown_function,
+                          "cannot restore actor class '" + t.name + "'");
+      auto obj = se->load(*args[0]);
+      if (!obj)
+        return std::move(obj.error());
+      if (st.actors.count(t.actor) == 0)
+        ++*st.actor_count;
+      st.actors[t.actor] = actor_instance{cls, std::move(*obj), t.durable};
+      return blob{};
     }
     case task_kind::actor_call: {
       auto i = st.actors.find(t.actor);
@@ -234,8 +277,14 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t) {
       auto what = t.name + "::" + m.name;
       if (auto err = check_signature(what, m.arg_types, m.result_type, t))
         return err;
-      return invoke_guarded(
+      auto res = invoke_guarded(
         what, [&] { return m.invoke(inst.object.get(), args.data()); });
+      // Durable: the state after the call travels with the result, also
+      // after a failed call (memory and disk then hold the same state).
+      if (!inst.durable.empty())
+        if (auto err = save_state(inst, saved))
+          return err;
+      return res;
     }
     case task_kind::actor_destroy:
       if (st.actors.erase(t.actor) > 0)
@@ -274,11 +323,16 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
       constexpr auto max_delay = std::chrono::milliseconds{2};
       auto& st = self->state;
       for (auto& t : batch) {
-        auto res = run_task(self, t);
+        durable_state saved;
+        auto res = run_task(self, t, saved);
         if (!t.result.valid())
-          continue; // destroy: nothing to report
+          continue; // destroy, restore: nothing to report
         task_result r;
         r.id = t.result;
+        if (saved.set) {
+          r.durable = std::move(saved.name);
+          r.state = std::move(saved.state);
+        }
         if (res) {
           auto value = std::make_shared<const blob>(std::move(*res));
           r.size = value->size();

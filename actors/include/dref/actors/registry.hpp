@@ -52,6 +52,13 @@ struct constructor_entry {
     create;
 };
 
+/// Saves and restores the state of a DREF_ACTOR class through its `inspect`
+/// function; registered when a durable `spawn` of the class appears.
+struct state_entry {
+  std::function<caf::expected<blob>(const void* self)> save;
+  std::function<caf::expected<std::shared_ptr<void>>(const blob& state)> load;
+};
+
 /// A class registered with DREF_ACTOR.
 struct actor_class_entry {
   std::string name;
@@ -77,6 +84,9 @@ public:
   const actor_class_entry* actor_class(const std::string& name) const;
   const actor_class_entry* actor_class(std::type_index type) const;
 
+  void add_state(const std::string& type_tag, state_entry entry);
+  const state_entry* state(const std::string& type_tag) const;
+
   void add_constructor(const std::string& key, constructor_entry entry);
   const constructor_entry* constructor(const std::string& key) const;
 
@@ -90,6 +100,7 @@ private:
   std::unordered_map<std::string, actor_class_entry> classes_;
   std::unordered_map<std::type_index, std::string> class_names_;
   std::unordered_map<std::string, constructor_entry> constructors_;
+  std::unordered_map<std::string, state_entry> states_;
 };
 
 namespace detail {
@@ -307,6 +318,34 @@ struct constructor_registrar {
 template <class C, class... As>
 const bool constructor_registrar<C, As...>::registered
   = constructor_registrar<C, As...>::add();
+
+/// Registers state save/load for `C` (which needs `inspect` and a default
+/// constructor) before `main`, like `constructor_registrar`.
+template <class C>
+struct state_registrar {
+  static const bool registered;
+
+  static bool add() {
+    state_entry e;
+    e.save = [](const void* self) -> caf::expected<blob> {
+      blob out;
+      if (auto err = to_blob(*static_cast<const C*>(self), out))
+        return err;
+      return out;
+    };
+    e.load = [](const blob& bytes) -> caf::expected<std::shared_ptr<void>> {
+      auto obj = std::make_shared<C>();
+      if (auto err = from_blob(bytes, *obj))
+        return err;
+      return std::static_pointer_cast<void>(obj);
+    };
+    registry::instance().add_state(type_tag<C>(), std::move(e));
+    return true;
+  }
+};
+
+template <class C>
+const bool state_registrar<C>::registered = state_registrar<C>::add();
 
 } // namespace detail
 

@@ -42,6 +42,10 @@ std::vector<bool> wait_ids(runtime_impl& rt,
                            const std::vector<const ref_base*>& xs, size_t n,
                            caf::timespan timeout);
 uint64_t next_actor_id(runtime_impl& rt);
+/// Submits the creation of a durable actor: a restore from its checkpoint
+/// when one exists, else `create` as given.
+ref_base submit_durable(runtime_impl& rt, task_spec create,
+                        const void* call_site);
 void destroy_actor(runtime_impl& rt, uint64_t actor, const std::string& cls);
 const ref_context* context_of(const runtime_impl& rt);
 /// The actor answering `get_atom` requests for refs owned by `x`'s owner.
@@ -157,6 +161,18 @@ struct runtime_stats {
 
 template <class C>
 class actor_handle;
+
+/// Spawn option: the actor is durable under `name`. Its state (through the
+/// class's `inspect`) is written to the checkpoint store after each call and
+/// before the call's result is acknowledged; a spawn of the same name finds
+/// it again, also after the whole cluster restarted, and an actor whose
+/// worker dies comes back on another worker with its calls that were in
+/// flight applied once. See docs/architecture.md ("Durable actors").
+struct durable {
+  explicit durable(std::string actor_name) : name(std::move(actor_name)) {
+  }
+  std::string name;
+};
 
 /// Entry point of dref: starts (or, in a later stage, joins) a cluster and
 /// submits work to it.
@@ -391,10 +407,6 @@ private:
 
 template <class C, class... Ts>
 [[gnu::noinline]] actor_handle<C> runtime::spawn(Ts&&... xs) {
-  static_assert((!internal::is_ref<std::decay_t<Ts>>::value && ...),
-                "constructor arguments must be values");
-  static_cast<void>(
-    detail::constructor_registrar<C, std::decay_t<Ts>...>::registered);
   actor_handle<C> result;
   result.state_ = std::make_shared<typename actor_handle<C>::state>();
   auto& st = *result.state_;
@@ -408,10 +420,41 @@ template <class C, class... Ts>
   }
   st.cls = cls->name;
   st.id = internal::next_actor_id(*impl_);
-  using params = std::tuple<std::decay_t<Ts>...>;
-  st.created = ref<unit_t>{submit_call<params>(
-    __builtin_return_address(0), task_kind::actor_create, cls->name, st.id, 0,
-    type_tag<unit_t>(), std::forward<Ts>(xs)...)};
+  auto site = __builtin_return_address(0);
+  auto make = [&](std::string durable_name, auto&&... args) {
+    static_assert((!internal::is_ref<std::decay_t<decltype(args)>>::value
+                   && ...),
+                  "constructor arguments must be values");
+    static_cast<void>(detail::constructor_registrar<
+                      C, std::decay_t<decltype(args)>...>::registered);
+    using params = std::tuple<std::decay_t<decltype(args)>...>;
+    task_spec spec;
+    spec.kind = static_cast<uint8_t>(task_kind::actor_create);
+    spec.name = cls->name;
+    spec.actor = st.id;
+    spec.result_type = type_tag<unit_t>();
+    spec.durable = std::move(durable_name);
+    if (auto err = internal::make_args<params>(
+          internal::context_of(*impl_), spec.args,
+          std::make_index_sequence<sizeof...(args)>{},
+          std::forward<decltype(args)>(args)...))
+      return internal::failed_ref(*impl_, std::move(err));
+    if (spec.durable.empty())
+      return internal::submit(*impl_, std::move(spec), site);
+    return internal::submit_durable(*impl_, std::move(spec), site);
+  };
+  if constexpr (sizeof...(Ts) > 0
+                && (std::is_same_v<std::decay_t<Ts>, durable> || ...)) {
+    static_cast<void>(detail::state_registrar<C>::registered);
+    auto call_with = [&](auto&& first, auto&&... rest) {
+      static_assert(std::is_same_v<std::decay_t<decltype(first)>, durable>,
+                    "dref::durable must be the first argument of spawn");
+      return make(first.name, std::forward<decltype(rest)>(rest)...);
+    };
+    st.created = ref<unit_t>{call_with(std::forward<Ts>(xs)...)};
+  } else {
+    st.created = ref<unit_t>{make(std::string{}, std::forward<Ts>(xs)...)};
+  }
   return result;
 }
 

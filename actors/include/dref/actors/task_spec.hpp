@@ -14,7 +14,7 @@ namespace dref {
 
 /// Version of the messages between a driver and its workers. A worker built
 /// from another version is refused at registration.
-constexpr uint32_t cluster_protocol_version = 1;
+constexpr uint32_t cluster_protocol_version = 2;
 
 /// What a task does.
 enum class task_kind : uint8_t {
@@ -22,6 +22,7 @@ enum class task_kind : uint8_t {
   actor_create = 1,  ///< construct an instance of a DREF_ACTOR class
   actor_call = 2,    ///< run a method on an actor instance
   actor_destroy = 3, ///< drop an actor instance (after its earlier calls)
+  actor_restore = 4, ///< re-create a durable actor from its saved state
 };
 
 /// One argument of a task: a serialized value, or a ref to one.
@@ -65,12 +66,15 @@ struct task_spec {
   /// type_tag of the expected return type.
   std::string result_type;
   std::vector<task_arg> args;
+  /// Name of a durable actor (actor tasks), empty otherwise: the worker
+  /// returns the actor's state with each result.
+  std::string durable;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_spec& x) {
   return f(caf::meta::type_name("dref.task_spec"), x.result, x.kind, x.name,
-           x.actor, x.method, x.result_type, x.args);
+           x.actor, x.method, x.result_type, x.args, x.durable);
 }
 
 /// How a task ended, sent from a worker back to the owner.
@@ -85,12 +89,16 @@ struct task_result {
   blob value;
   uint64_t size = 0;
   caf::error error;
+  /// Durable actor calls: the actor's name and its state after the call,
+  /// which the owner makes durable before it acknowledges the result.
+  std::string durable;
+  blob state;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_result& x) {
   return f(caf::meta::type_name("dref.task_result"), x.id, x.status, x.value,
-           x.size, x.error);
+           x.size, x.error, x.durable, x.state);
 }
 
 } // namespace dref
