@@ -159,6 +159,7 @@ void runtime_impl::start() {
   }
   port_ = *port;
   run_file_ = write_run_file(port_);
+  auto deadline = deadline_of(cfg_.start_timeout);
   auto n = cfg_.num_workers;
   if (n == 0)
     n = std::max(1u, std::thread::hardware_concurrency());
@@ -169,7 +170,6 @@ void runtime_impl::start() {
       return;
     }
   }
-  auto deadline = deadline_of(cfg_.start_timeout);
   std::unique_lock<std::mutex> lk{mtx_};
   while (workers_.size() < n) {
     if (clock_type::now() >= deadline) {
@@ -178,7 +178,10 @@ void runtime_impl::start() {
                              + ms_text(cfg_.start_timeout));
       return;
     }
-    cv_.wait_for(lk, std::chrono::milliseconds{20});
+    cv_.wait_until(lk, std::min(deadline, clock_type::now()
+                                            + std::chrono::milliseconds{20}));
+    if (workers_.size() >= n)
+      break;
     lk.unlock();
     for (auto pid : pool_.pids()) {
       if (pool_.reap(pid)) {
