@@ -33,6 +33,11 @@ struct bench_counter {
   int64_t bump() {
     return ++n;
   }
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 bench_counter& x) {
+    return f(caf::meta::type_name("bench.counter"), x.n);
+  }
 };
 
 } // namespace
@@ -243,6 +248,44 @@ std::vector<figure> run_bench(const bench_options& opts) {
     auto after = mallinfo2().uordblks;
     bytes_per_ref = static_cast<double>(after - before) / n;
   }
+  // Acknowledged durable calls: 100 durable actors, 20 calls each in
+  // flight at once, every acknowledgement after its state is synced to disk.
+  double durable_rate = 0;
+  {
+    char tmpl[] = "/tmp/dref-bench-state-XXXXXX";
+    if (::mkdtemp(tmpl) != nullptr) {
+      std::string dir = tmpl;
+      config dcfg = cfg;
+      dcfg.state_dir = dir;
+      {
+        runtime drt{dcfg};
+        if (drt.running()) {
+          std::vector<actor_handle<bench_counter>> actors;
+          for (int i = 0; i < 100; ++i)
+            actors.push_back(drt.spawn<bench_counter>(
+              durable("bench-" + std::to_string(i))));
+          for (auto& a : actors)
+            drt.get(a.created(), std::chrono::seconds{30});
+          durable_rate = best_of(opts.repeat, true, [&] {
+            std::vector<ref<int64_t>> acks;
+            auto t0 = clock_type::now();
+            for (int k = 0; k < 20; ++k)
+              for (auto& a : actors)
+                acks.push_back(a.call(&bench_counter::bump));
+            auto res = drt.wait(acks, acks.size(), std::chrono::seconds{60});
+            for (auto& r : res.ready)
+              if (!drt.get(r, std::chrono::seconds{1}))
+                return 0.0;
+            return res.not_ready.empty()
+                     ? static_cast<double>(acks.size()) / seconds_since(t0)
+                     : 0.0;
+          });
+        }
+      }
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  }
   emit("tasks_sync", tasks_sync, "tasks/s");
   emit("tasks_async", tasks_async, "tasks/s");
   emit("actor_calls_sync", actor_sync, "calls/s");
@@ -254,6 +297,8 @@ std::vector<figure> run_bench(const bench_options& opts) {
   auto [sync_put, group_put] = checkpoint_rates(300);
   emit("rocksdb_sync_put", sync_put, "puts/s");
   emit("rocksdb_group_commit_put", group_put, "puts/s");
+  emit("durable_calls", durable_rate, "calls/s");
+  emit("durable_calls_vs_rocksdb_sync_put", durable_rate / sync_put, "ratio");
   emit("tasks_sync_vs_baseline", tasks_sync / base_sync, "ratio");
   emit("tasks_async_vs_baseline", tasks_async / base_async, "ratio");
   emit("actor_calls_sync_vs_baseline", actor_sync / base_sync, "ratio");
