@@ -30,6 +30,7 @@ build: deps
 
 demo: build
 	$(BUILD)/bin/dref_demo
+	$(BUILD)/bin/dref_durable_demo
 
 # Unit tests run in parallel; distributed tests (real worker processes on
 # two cores) one at a time. Then both again under ASan+UBSan.
