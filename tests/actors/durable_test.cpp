@@ -100,12 +100,7 @@ TEST_CASE("a durable actor's state survives a restart of the whole runtime") {
 
 TEST_CASE("a durable actor comes back after its worker is killed") {
   state_dir dir;
-  std::vector<int> pids;
-  {
-    runtime rt{durable_cluster(dir)};
-    REQUIRE(rt.running());
-    for (auto& w : rt.workers())
-      pids.push_back(w.pid);
+  test::with_cluster(durable_cluster(dir), [](runtime& rt) {
     auto acct = rt.spawn<account>(durable("acct-kill"));
     for (int64_t i = 1; i <= 20; ++i)
       REQUIRE(rt.get(acct.call(&account::deposit, i), 10s));
@@ -122,26 +117,15 @@ TEST_CASE("a durable actor comes back after its worker is killed") {
     auto where = rt.get(acct.call(&account::pid), 10s);
     REQUIRE(where);
     CHECK(*where != *pid);
-    acct = actor_handle<account>{};
-    test::check_no_leaks(rt);
-    for (auto& w : rt.workers())
-      pids.push_back(w.pid);
-  }
-  test::check_reaped(pids);
-  test::check_no_children();
+    test::check_reaped({*pid});
+  });
 }
 
 TEST_CASE("calls in flight when a durable actor's worker dies apply exactly once") {
   state_dir dir;
-  std::vector<int> pids;
-  {
-    runtime rt{durable_cluster(dir)};
-    REQUIRE(rt.running());
+  test::with_cluster(durable_cluster(dir), [](runtime& rt) {
     auto acct = rt.spawn<account>(durable("acct-flight"));
-    auto killed = rt.get(acct.call(&account::pid), 10s);
-    REQUIRE(killed);
-    pids.push_back(*killed);
-    auto pid = killed;
+    auto pid = rt.get(acct.call(&account::pid), 10s);
     REQUIRE(pid);
     std::vector<ref<int64_t>> acks;
     for (int64_t i = 1; i <= 400; ++i) {
@@ -159,12 +143,6 @@ TEST_CASE("calls in flight when a durable actor's worker dies apply exactly once
     REQUIRE(b);
     CHECK(*n == 400);
     CHECK(*b == 400);
-    acks.clear();
-    acct = actor_handle<account>{};
-    test::check_no_leaks(rt);
-    for (auto& w : rt.workers())
-      pids.push_back(w.pid);
-  }
-  test::check_reaped(pids);
-  test::check_no_children();
+    test::check_reaped({*pid});
+  });
 }

@@ -92,13 +92,13 @@ inline void check_no_children() {
   CHECK(errno == ECHILD);
 }
 
-/// Runs a test body against a fresh cluster, then checks no object, ref or
-/// process leaked.
+/// Runs a test body against a fresh cluster made with `cfg`, then checks no
+/// object, ref or process leaked.
 template <class F>
-void with_cluster(F body, size_t workers = 2) {
+void with_cluster(const config& cfg, F body) {
   std::vector<int> pids;
   {
-    runtime rt{small_cluster(workers)};
+    runtime rt{cfg};
     REQUIRE_MESSAGE(rt.running(), caf::to_string(rt.status()));
     for (auto& w : rt.workers())
       pids.push_back(w.pid);
@@ -109,6 +109,12 @@ void with_cluster(F body, size_t workers = 2) {
   }
   check_reaped(pids);
   check_no_children();
+}
+
+/// The same with `small_cluster(workers)`.
+template <class F>
+void with_cluster(F body, size_t workers = 2) {
+  with_cluster(small_cluster(workers), std::move(body));
 }
 
 } // namespace dref::test

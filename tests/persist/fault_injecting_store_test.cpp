@@ -19,18 +19,8 @@ namespace {
 
 constexpr auto state = column_family::actor_state;
 
-write_batch put(const std::string& key, const std::string& value) {
-  write_batch b;
-  b.put(state, key, value);
-  return b;
-}
-
-std::optional<std::string> read(const checkpoint_store& s,
-                                const std::string& key) {
-  auto res = s.read(state, key);
-  REQUIRE_MESSAGE(res, test::describe(res));
-  return *res;
-}
+constexpr auto& put = test::put_state;
+constexpr auto& read = test::read_state;
 
 } // namespace
 

@@ -20,6 +20,8 @@
 
 #include "dref/persist/error.hpp"
 
+#include "dref/persist/checkpoint_store.hpp"
+
 namespace dref::test {
 
 /// A fresh directory under $TMPDIR (or /tmp) made with mkdtemp, removed
@@ -116,6 +118,21 @@ inline std::vector<std::string> files_ending_in(const std::string& dir,
       result.push_back(entry.path().string());
   }
   return result;
+}
+
+/// A batch with one put into the actor_state column family.
+inline write_batch put_state(const std::string& key, const std::string& value) {
+  write_batch b;
+  b.put(column_family::actor_state, key, value);
+  return b;
+}
+
+/// Reads `key` from the actor_state column family; the read must succeed.
+inline std::optional<std::string> read_state(const checkpoint_store& s,
+                                             const std::string& key) {
+  auto res = s.read(column_family::actor_state, key);
+  REQUIRE_MESSAGE(res, describe(res));
+  return *res;
 }
 
 } // namespace dref::test
