@@ -12,6 +12,9 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<object_id>("dref.object_id");
   cfg.add_message_type<std::vector<object_id>>("dref.object_ids");
   cfg.add_message_type<blob>("dref.blob");
+  cfg.add_message_type<ref_descriptor>("dref.ref_descriptor");
+  cfg.add_message_type<std::vector<ref_descriptor>>("dref.ref_descriptors");
+  cfg.add_message_type<value_msg>("dref.value_msg");
   cfg.add_message_type<task_arg>("dref.task_arg");
   cfg.add_message_type<task_spec>("dref.task_spec");
   cfg.add_message_type<std::vector<task_spec>>("dref.task_specs");

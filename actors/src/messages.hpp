@@ -27,8 +27,16 @@ using executor_actor = caf::typed_actor<
   caf::reacts_to<submit_atom, std::vector<task_spec>, std::vector<object_id>>>;
 
 /// Serves a worker's stored values to the owner and to other workers.
+///
+/// It is also the worker's ref server: the owner of the objects the worker's
+/// tasks `put` (get, borrow, release), and the address other processes
+/// name in the refs it hands out.
 using store_actor = caf::typed_actor<
-  caf::replies_to<fetch_atom, object_id>::with<blob>,
+  caf::replies_to<fetch_atom, object_id>::with<value_msg>,
+  caf::replies_to<get_atom, object_id>::with<value_msg>,
+  caf::replies_to<borrow_atom, std::vector<object_id>, uint64_t,
+                  caf::actor>::with<std::vector<object_id>>,
+  caf::reacts_to<release_atom, std::vector<object_id>, uint64_t>,
   caf::reacts_to<free_atom, std::vector<object_id>>,
   caf::replies_to<stats_atom>::with<worker_stats>,
   caf::replies_to<memory_atom>::with<process_memory>>;
@@ -39,6 +47,8 @@ struct worker_registration {
   worker_id id = 0;
   int32_t pid = 0;
   uint16_t port = 0;
+  /// The worker's process id as an owner (the `owner` of the ids it makes).
+  uint64_t process = 0;
   executor_actor executor;
   store_actor store;
   caf::actor echo;
@@ -47,16 +57,22 @@ struct worker_registration {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_registration& x) {
   return f(caf::meta::type_name("dref.worker_registration"), x.version, x.id,
-           x.pid, x.port, x.executor, x.store, x.echo);
+           x.pid, x.port, x.process, x.executor, x.store, x.echo);
 }
 
-/// The owner: receives registrations and results, answers `get`.
+/// The owner: receives registrations and results, answers `get`, and is
+/// the driver's ref server (borrow, release; see docs/architecture.md,
+/// "Borrowing").
 using owner_actor = caf::typed_actor<
+  caf::replies_to<borrow_atom, std::vector<object_id>, uint64_t,
+                  caf::actor>::with<std::vector<object_id>>,
+  caf::reacts_to<release_atom, std::vector<object_id>, uint64_t>,
+  caf::reacts_to<register_borrow_atom, uint64_t, std::vector<object_id>>,
   caf::replies_to<register_atom, worker_registration>::with<caf::ok_atom>,
   caf::reacts_to<done_atom, worker_id, std::vector<task_result>>,
   caf::reacts_to<flush_atom, bool>,
   caf::reacts_to<check_atom, int32_t>,
-  caf::replies_to<get_atom, object_id>::with<blob>,
+  caf::replies_to<get_atom, object_id>::with<value_msg>,
   caf::replies_to<memory_atom>::with<process_memory, std::vector<uint16_t>>>;
 
 /// Registers every message type above and the error categories.

@@ -17,6 +17,8 @@
 #include "caf/all.hpp"
 #include "caf/io/middleman.hpp"
 
+#include "watched_request.hpp"
+
 #include "dref/actors/error.hpp"
 #include "dref/persist/record_codec.hpp"
 #include "dref/persist/rocksdb_checkpoint_store.hpp"
@@ -27,12 +29,6 @@ namespace dref {
 namespace internal {
 
 namespace {
-
-uint64_t random_owner_id() {
-  std::random_device rd;
-  uint64_t x = (uint64_t{rd()} << 32) ^ rd();
-  return x == 0 ? 1 : x;
-}
 
 std::string ms_text(caf::timespan t) {
   return std::to_string(
@@ -93,7 +89,7 @@ clock_type::time_point deadline_of(caf::timespan timeout) {
 
 runtime_impl::runtime_impl(config cfg)
   : cfg_(std::move(cfg)),
-    owner_id_(random_owner_id()),
+    owner_id_(new_owner_id()),
     table_([this](const object_id& id, object_entry&& e) {
       on_free(id, std::move(e));
     }) {
@@ -107,8 +103,9 @@ runtime_impl::~runtime_impl() {
 owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
                                                   runtime_impl* rt) {
   rt->self_ = self;
-  self->set_down_handler(
-    [rt](caf::down_msg& dm) { rt->on_worker_down(dm.source); });
+  self->set_down_handler([rt](caf::down_msg& dm) {
+    rt->on_worker_down(dm.source);
+  });
   self->attach_functor([rt] {
     // Nobody will answer pending `then` requests: say so now.
     for (auto& [id, rps] : rt->waiters_)
@@ -116,6 +113,10 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
         rp.deliver(make_error(actors_errc::runtime_down,
                               "the runtime stopped"));
     rt->waiters_.clear();
+    for (auto& [token, fwd] : rt->forwarded_)
+      fwd.second.deliver(make_error(actors_errc::runtime_down,
+                                    "the runtime stopped"));
+    rt->forwarded_.clear();
     rt->self_ = nullptr;
   });
   return {
@@ -135,9 +136,19 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
       return caf::make_result(rt->own_memory(), rt->worker_ports());
     },
     [self, rt](get_atom, const object_id& id) {
-      auto rp = self->make_response_promise<blob>();
+      auto rp = self->make_response_promise<value_msg>();
       rt->on_get(id, rp);
       return rp;
+    },
+    [rt](borrow_atom, const std::vector<object_id>& ids, uint64_t borrower,
+         const caf::actor& handle) {
+      return rt->on_borrow(ids, borrower, handle);
+    },
+    [rt](release_atom, const std::vector<object_id>& ids, uint64_t borrower) {
+      rt->on_release(ids, borrower);
+    },
+    [rt](register_borrow_atom, uint64_t owner, std::vector<object_id>& ids) {
+      rt->send_registration(owner, std::move(ids));
     },
   };
 }
@@ -266,12 +277,196 @@ caf::error runtime_impl::runtime_down_error() const {
 
 void runtime_impl::add_local_ref(const object_id& id) noexcept {
   std::lock_guard<std::mutex> guard{mtx_};
-  table_.add_local_ref(id);
+  if (id.owner == owner_id_)
+    table_.add_local_ref(id);
+  else
+    borrows_.add_local_ref(id);
 }
 
 void runtime_impl::remove_local_ref(const object_id& id) noexcept {
   std::lock_guard<std::mutex> guard{mtx_};
-  table_.remove_local_ref(id);
+  if (id.owner == owner_id_)
+    table_.remove_local_ref(id);
+  else
+    drop_borrow(id);
+}
+
+void runtime_impl::describe(const object_id& id, ref_descriptor& out) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (id.owner == owner_id_) {
+    out.host = "127.0.0.1";
+    out.port = port_;
+  } else if (auto o = borrows_.owner_of(id)) {
+    out.host = o->host;
+    out.port = o->port;
+  }
+}
+
+void runtime_impl::adopt(const ref_descriptor& d) noexcept {
+  std::map<uint64_t, std::vector<object_id>> todo;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (d.id.owner == owner_id_) {
+      table_.add_local_ref(d.id);
+      return;
+    }
+    if (!borrows_.add(d))
+      return;
+    // Borrowing, step 1: a new borrow (read from a value). Registering it
+    // does not block this thread: until the owner answers, this process
+    // sends no free and no release (see `flush`), so whatever protects the
+    // object now keeps protecting it.
+    for (auto& id : borrows_.start_registration({d.id}))
+      todo[id.owner].push_back(id);
+    count_registrations(todo);
+  }
+  for (auto& [owner, ids] : todo)
+    if (owner_)
+      caf::anon_send(owner_, register_borrow_atom::value, owner, ids);
+}
+
+void runtime_impl::drop_borrow(const object_id& id) {
+  auto tell = borrows_.remove_local_ref(id);
+  if (!tell || !*tell)
+    return;
+  // Borrowing, step 4: released at the owner with the next free flush.
+  releases_[id.owner].push_back(id);
+  ++queued_frees_;
+  schedule_free_flush();
+}
+
+void runtime_impl::hold_contained(
+  const object_id& outer, const std::vector<ref_descriptor>& ds,
+  std::map<uint64_t, std::vector<object_id>>& todo) {
+  if (ds.empty())
+    return;
+  auto& inner = contained_[outer];
+  std::vector<object_id> fresh;
+  for (auto& d : ds) {
+    if (d.id.owner == owner_id_) {
+      if (!table_.add_local_ref(d.id))
+        continue; // gone already: the value's ref will read as unknown
+    } else if (borrows_.add(d)) {
+      fresh.push_back(d.id);
+    }
+    inner.push_back(d.id);
+  }
+  for (auto& id : borrows_.start_registration(fresh))
+    todo[id.owner].push_back(id);
+}
+
+void runtime_impl::count_registrations(
+  const std::map<uint64_t, std::vector<object_id>>& todo) {
+  for (auto& [owner, ids] : todo) {
+    ++registering_;
+    ++registering_by_[owner];
+  }
+}
+
+std::vector<ref_descriptor>
+runtime_impl::contained_of(const object_id& id) const {
+  std::vector<ref_descriptor> result;
+  auto i = contained_.find(id);
+  if (i == contained_.end())
+    return result;
+  result.reserve(i->second.size());
+  for (auto& inner : i->second) {
+    ref_descriptor d;
+    d.id = inner;
+    if (inner.owner == owner_id_) {
+      d.host = "127.0.0.1";
+      d.port = port_;
+    } else if (auto o = borrows_.owner_of(inner)) {
+      d.host = o->host;
+      d.port = o->port;
+    }
+    result.push_back(std::move(d));
+  }
+  return result;
+}
+
+caf::actor runtime_impl::ref_server_of(uint64_t owner) const {
+  for (auto& [w, c] : workers_)
+    if (c.process == owner)
+      return caf::actor_cast<caf::actor>(c.store);
+  return {};
+}
+
+void runtime_impl::send_registration(uint64_t owner,
+                                     std::vector<object_id> ids) {
+  caf::actor peer;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    peer = ref_server_of(owner);
+  }
+  // Counts one registration as answered (or moot) and lets held frees and
+  // releases go once none is under way.
+  auto done = [this, owner](const std::vector<object_id>& registered) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& id : registered)
+      borrows_.registered(id);
+    auto i = registering_by_.find(owner);
+    if (i == registering_by_.end() || i->second == 0)
+      return; // the owner died meanwhile: counted out already
+    --i->second;
+    if (--registering_ == 0)
+      schedule_free_flush();
+  };
+  if (!peer || self_ == nullptr) {
+    std::vector<object_id> none;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      borrows_.owner_died(owner, make_error(refs_errc::owner_died,
+                                            "owner process unknown"));
+    }
+    done(none);
+    return;
+  }
+  self_->request(peer, cfg_.fetch_timeout, borrow_atom::value, ids, owner_id_,
+                 caf::actor_cast<caf::actor>(self_))
+    .then(
+      [done, ids](const std::vector<object_id>& unknown) {
+        std::vector<object_id> ok;
+        for (auto& id : ids)
+          if (std::find(unknown.begin(), unknown.end(), id) == unknown.end())
+            ok.push_back(id);
+        done(ok);
+      },
+      [done](caf::error&) { done({}); });
+}
+
+std::vector<object_id>
+runtime_impl::on_borrow(const std::vector<object_id>& ids, uint64_t borrower,
+                        const caf::actor& handle) {
+  std::vector<object_id> unknown;
+  bool monitor = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (handle)
+      monitor = borrower_addrs_.emplace(handle.address(), borrower).second;
+    for (auto& id : ids) {
+      if (table_.find(id) == nullptr) {
+        unknown.push_back(id);
+        continue;
+      }
+      if (borrowers_.add(id, borrower))
+        table_.add_borrower(id);
+    }
+  }
+  if (monitor && self_ != nullptr)
+    self_->monitor(handle);
+  return unknown;
+}
+
+void runtime_impl::on_release(const std::vector<object_id>& ids,
+                              uint64_t borrower) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& id : ids)
+      if (borrowers_.remove(id, borrower))
+        table_.remove_borrower(id);
+  }
+  flush();
 }
 
 void runtime_impl::on_free(const object_id& id, object_entry&& e) {
@@ -280,6 +475,18 @@ void runtime_impl::on_free(const object_id& id, object_entry&& e) {
   queued_frees_ += e.locations.size();
   if (!e.locations.empty())
     schedule_free_flush();
+  borrowers_.erase(id);
+  // Nested refs: the value is gone, so are the refs inside it.
+  if (auto i = contained_.find(id); i != contained_.end()) {
+    auto inner = std::move(i->second);
+    contained_.erase(i);
+    for (auto& oid : inner) {
+      if (oid.owner == owner_id_)
+        table_.remove_local_ref(oid);
+      else
+        drop_borrow(oid);
+    }
+  }
 }
 
 // -- submitting ---------------------------------------------------------------
@@ -289,6 +496,15 @@ ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
     return failed_ref(runtime_down_error());
   auto id = make_id();
   spec.result = id;
+  // Refs owned by another process go to the worker as such (kind 2): it
+  // fetches them from their owner, not through the dispatcher.
+  for (auto& arg : spec.args)
+    if (arg.kind == 1 && arg.ref.owner != owner_id_) {
+      arg.kind = 2;
+      ref_descriptor d;
+      describe(arg.ref, d);
+      arg.port = d.port;
+    }
   auto task = std::make_shared<const task_spec>(std::move(spec));
   auto made_by = std::make_shared<lineage>();
   made_by->function = task->name;
@@ -297,9 +513,20 @@ ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     table_.add_pending(id, std::move(made_by), call_site);
-    for (auto& arg : task->args)
+    // The task holds its ref arguments and the refs inside its value
+    // arguments until it is over (see `apply`).
+    for (auto& arg : task->args) {
       if (arg.kind == 1)
         table_.add_submitted_ref(arg.ref);
+      else if (arg.kind == 2)
+        borrows_.add_local_ref(arg.ref);
+      for (auto& d : arg.contained) {
+        if (d.id.owner == owner_id_)
+          table_.add_submitted_ref(d.id);
+        else
+          borrows_.add_local_ref(d.id);
+      }
+    }
     // An idle cluster gets the task at once from this thread (latency); a
     // busy one gets it in the owner's next batch (throughput): the results
     // coming back keep the owner flushing.
@@ -422,14 +649,28 @@ ref_base runtime_impl::failed_ref(caf::error err) {
   return ref_base{id, shared_from_this()};
 }
 
-ref_base runtime_impl::put_blob(blob value, const void* call_site) {
+ref_base runtime_impl::put_blob(blob value, const void* call_site,
+                                std::vector<ref_base>&& refs) {
   if (!running_)
     return failed_ref(runtime_down_error());
+  for (auto& r : refs)
+    if (r.context() != this)
+      return failed_ref(make_error(actors_errc::invalid_argument,
+                                   "a value holds a ref owned by another "
+                                   "runtime"));
   auto id = make_id();
   {
     std::lock_guard<std::mutex> guard{mtx_};
     table_.add_ready(id, std::make_shared<const blob>(std::move(value)),
                      call_site);
+    if (!refs.empty()) {
+      // Nested refs: the object holds one local ref per ref inside it,
+      // taken over from the copies collected while serializing.
+      auto& inner = contained_[id];
+      inner.reserve(refs.size());
+      for (auto& r : refs)
+        inner.push_back(r.release());
+    }
   }
   return ref_base{id, shared_from_this()};
 }
@@ -455,9 +696,24 @@ void runtime_impl::apply(dispatch_result& res,
       changed->push_back(id);
   }
   for (auto& spec : res.finished)
-    for (auto& arg : spec->args)
+    for (auto& arg : spec->args) {
       if (arg.kind == 1)
         table_.remove_submitted_ref(arg.ref);
+      else if (arg.kind == 2)
+        drop_borrow(arg.ref);
+      for (auto& d : arg.contained) {
+        if (d.id.owner == owner_id_)
+          table_.remove_submitted_ref(d.id);
+        else
+          drop_borrow(d.id);
+      }
+    }
+  // A ref argument whose value the owner holds travels inline: the refs
+  // inside that value travel along (the worker borrows them).
+  for (auto& [w, t] : res.sends)
+    for (auto& arg : t.args)
+      if (arg.kind == 0 && arg.ref.valid() && arg.contained.empty())
+        arg.contained = contained_of(arg.ref);
   if (!res.sends.empty()) {
     if (outbox_.empty())
       outbox_ = std::move(res.sends);
@@ -511,17 +767,30 @@ void runtime_impl::flush(bool all_frees) {
   std::vector<std::pair<worker_id, task_spec>> tasks;
   std::map<worker_id, std::vector<object_id>> frees;
   std::map<worker_id, worker_conn> conns;
+  std::vector<std::pair<caf::actor, std::vector<object_id>>> releases;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     flush_pending_ = false;
     if (all_frees)
       free_flush_pending_ = false;
-    if (outbox_.empty() && (frees_.empty() || !all_frees))
+    if (outbox_.empty()
+        && ((frees_.empty() && releases_.empty()) || !all_frees))
       return;
     tasks.swap(outbox_);
     // Frees ride on the task batches of their worker; the rest wait for
     // the free flush unless this is one.
-    for (auto i = frees_.begin(); i != frees_.end();) {
+    // While a borrow registration is under way, no free and no release
+    // leaves this process (borrowing, step 2: none may overtake it).
+    bool may_free = registering_ == 0;
+    if (may_free && all_frees) {
+      for (auto& [owner, ids] : releases_) {
+        queued_frees_ -= ids.size();
+        if (auto peer = ref_server_of(owner))
+          releases.emplace_back(std::move(peer), std::move(ids));
+      }
+      releases_.clear();
+    }
+    for (auto i = frees_.begin(); may_free && i != frees_.end();) {
       bool has_tasks = std::any_of(tasks.begin(), tasks.end(),
                                    [w = i->first](auto& t) {
                                      return t.first == w;
@@ -545,6 +814,8 @@ void runtime_impl::flush(bool all_frees) {
   }
   if (stopped_)
     return;
+  for (auto& [peer, ids] : releases)
+    caf::anon_send(peer, release_atom::value, std::move(ids), owner_id_);
   // Tasks for a worker that is gone were already failed by the dispatcher.
   static const std::vector<object_id> no_frees;
   std::map<worker_id, std::vector<task_spec>> batches;
@@ -597,6 +868,7 @@ caf::error runtime_impl::on_register(const worker_registration& reg) {
     c.id = reg.id;
     c.pid = reg.pid;
     c.port = reg.port;
+    c.process = reg.process;
     c.executor = reg.executor;
     c.store = reg.store;
     c.echo = reg.echo;
@@ -617,6 +889,7 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
   checkpoint_results(results);
   std::vector<object_id> changed;
   changed.reserve(results.size());
+  std::map<uint64_t, std::vector<object_id>> todo;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     dispatch_result out;
@@ -647,11 +920,18 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
         frees_[w].push_back(r.id);
         ++queued_frees_;
         schedule_free_flush();
+      } else if (!r.contained.empty() && table_.find(r.id) != nullptr) {
+        // Nested refs in a result: the owner of the result holds them too
+        // (the worker's copy may die), borrowing those owned elsewhere.
+        hold_contained(r.id, r.contained, todo);
       }
       changed.push_back(r.id);
     }
+    count_registrations(todo);
     settle(out, changed);
   }
+  for (auto& [owner, ids] : todo)
+    send_registration(owner, std::move(ids));
   cv_.notify_all();
   deliver_waiters(changed);
   flush();
@@ -662,6 +942,12 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
   worker_conn conn;
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    if (auto b = borrower_addrs_.find(who); b != borrower_addrs_.end()) {
+      // A borrower process is gone: its borrows end (no leak).
+      for (auto& id : borrowers_.remove_borrower(b->second))
+        table_.remove_borrower(id);
+      borrower_addrs_.erase(b);
+    }
     auto i = by_addr_.find(who);
     if (i == by_addr_.end())
       return;
@@ -669,6 +955,32 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
     by_addr_.erase(i);
     conn = workers_[w];
     workers_.erase(w);
+    // The worker owned the objects its tasks put: they fail with it
+    // (fate-sharing), here and in every get forwarded to it.
+    auto why = make_error(refs_errc::owner_died,
+                          "worker " + std::to_string(w) + " (pid "
+                            + std::to_string(conn.pid)
+                            + ") owning the object died");
+    borrows_.owner_died(conn.process, why);
+    if (auto r = registering_by_.find(conn.process);
+        r != registering_by_.end()) {
+      registering_ -= r->second;
+      r->second = 0;
+      if (registering_ == 0)
+        schedule_free_flush();
+    }
+    if (auto r = releases_.find(conn.process); r != releases_.end()) {
+      queued_frees_ -= r->second.size();
+      releases_.erase(r);
+    }
+    for (auto f = forwarded_.begin(); f != forwarded_.end();) {
+      if (f->second.first == conn.process) {
+        f->second.second.deliver(why);
+        f = forwarded_.erase(f);
+      } else {
+        ++f;
+      }
+    }
     if (auto f = frees_.find(w); f != frees_.end()) {
       queued_frees_ -= f->second.size();
       frees_.erase(f);
@@ -725,7 +1037,39 @@ void runtime_impl::check_capacity(std::vector<object_id>& changed) {
 }
 
 void runtime_impl::on_get(const object_id& id,
-                          caf::typed_response_promise<blob> rp) {
+                          caf::typed_response_promise<value_msg> rp) {
+  if (id.owner != owner_id_) {
+    // A borrowed object (a `then` in this process): ask its owner.
+    caf::actor peer;
+    caf::error dead;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      dead = borrows_.owner_error(id);
+      peer = ref_server_of(id.owner);
+    }
+    if (dead || !peer || self_ == nullptr) {
+      rp.deliver(dead ? dead
+                      : make_error(refs_errc::owner_died, to_string(id)));
+      return;
+    }
+    auto token = next_token_++;
+    forwarded_.emplace(token, std::make_pair(id.owner, rp));
+    self_->request(peer, cfg_.fetch_timeout, get_atom::value, id)
+      .then(
+        [this, token](value_msg& v) {
+          if (auto i = forwarded_.find(token); i != forwarded_.end()) {
+            i->second.second.deliver(std::move(v));
+            forwarded_.erase(i);
+          }
+        },
+        [this, token](caf::error& err) {
+          if (auto i = forwarded_.find(token); i != forwarded_.end()) {
+            i->second.second.deliver(std::move(err));
+            forwarded_.erase(i);
+          }
+        });
+    return;
+  }
   {
     std::lock_guard<std::mutex> guard{mtx_};
     auto e = table_.find(id);
@@ -738,7 +1082,7 @@ void runtime_impl::on_get(const object_id& id,
 }
 
 void runtime_impl::answer(const object_id& id,
-                          caf::typed_response_promise<blob> rp) {
+                          caf::typed_response_promise<value_msg> rp) {
   store_actor from;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -752,7 +1096,7 @@ void runtime_impl::answer(const object_id& id,
       return;
     }
     if (e->value) {
-      rp.deliver(*e->value);
+      rp.deliver(value_msg{*e->value, contained_of(id)});
       return;
     }
     for (auto w : e->locations)
@@ -766,7 +1110,7 @@ void runtime_impl::answer(const object_id& id,
     return;
   }
   self_->request(from, cfg_.fetch_timeout, fetch_atom::value, id)
-    .then([rp](blob& bytes) mutable { rp.deliver(std::move(bytes)); },
+    .then([rp](value_msg& v) mutable { rp.deliver(std::move(v)); },
           [rp](caf::error& err) mutable { rp.deliver(err); });
 }
 
@@ -794,6 +1138,35 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
                                 : "an empty ref");
   flush();
   auto deadline = deadline_of(timeout);
+  auto limit = cfg_.fetch_timeout;
+  if (deadline != clock_type::time_point::max())
+    limit = std::min<caf::timespan>(
+      limit, std::chrono::duration_cast<caf::timespan>(deadline
+                                                       - clock_type::now()));
+  if (x.id().owner != owner_id_) {
+    // Borrowed: the owner (a worker whose task put it) serves the value.
+    caf::actor peer;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (borrows_.find(x.id()) == nullptr)
+        return make_error(refs_errc::unknown_object, to_string(x.id()));
+      if (auto dead = borrows_.owner_error(x.id()))
+        return dead;
+      peer = ref_server_of(x.id().owner);
+    }
+    auto reply = watched_request<value_msg>(*sys_, peer, limit,
+                                            "getting " + to_string(x.id()),
+                                            get_atom::value, x.id());
+    if (!reply) {
+      if (reply.error() == refs_errc::owner_died) {
+        std::lock_guard<std::mutex> guard{mtx_};
+        borrows_.owner_died(x.id().owner, reply.error());
+      }
+      return std::move(reply.error());
+    }
+    // The refs inside are adopted when the caller deserializes the value.
+    return std::make_shared<const blob>(std::move(reply->bytes));
+  }
   store_actor from;
   {
     std::unique_lock<std::mutex> lk{mtx_};
@@ -828,18 +1201,13 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
     }
   }
   // The value stays at a worker: fetch it from there.
-  auto limit = cfg_.fetch_timeout;
-  if (deadline != clock_type::time_point::max())
-    limit = std::min<caf::timespan>(
-      limit, std::chrono::duration_cast<caf::timespan>(deadline
-                                                       - clock_type::now()));
   caf::expected<std::shared_ptr<const blob>> result{
     make_error(actors_errc::timeout)};
   caf::scoped_actor self{*sys_};
   self->request(from, limit, fetch_atom::value, x.id())
     .receive(
-      [&](blob& bytes) {
-        result = std::make_shared<const blob>(std::move(bytes));
+      [&](value_msg& v) {
+        result = std::make_shared<const blob>(std::move(v.bytes));
       },
       [&](caf::error& err) {
         if (err == caf::sec::request_timeout)
@@ -902,6 +1270,7 @@ caf::expected<runtime_stats> runtime_impl::stats(caf::timespan timeout) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     result.owned_objects = table_.size();
+    result.borrowed_objects = borrows_.size();
     result.in_flight_tasks = dispatcher_.in_flight();
     result.held_tasks = dispatcher_.held();
     result.actors = dispatcher_.actors();
@@ -934,12 +1303,21 @@ process_memory runtime_impl::own_memory() const {
       m.size = e.size;
       m.local_refs = e.local_refs;
       m.submitted_refs = e.submitted_refs;
+      m.borrowers = e.borrowers;
       m.locations = e.locations;
       m.owner_copy = e.value != nullptr;
       if (e.made_by)
         m.made_by = e.made_by->function;
       pm.objects.push_back(std::move(m));
       sites.emplace_back(id, e.call_site);
+    });
+    borrows_.for_each([&](const object_id& id, const borrow_entry& b) {
+      memory_entry m;
+      m.id = id;
+      m.state = "borrowed";
+      m.local_refs = b.local_refs;
+      pm.objects.push_back(std::move(m));
+      sites.emplace_back(id, nullptr);
     });
   }
   // Symbolize outside the lock; equal addresses only once.
@@ -995,8 +1373,9 @@ ref_base failed_ref(runtime_impl& rt, caf::error err) {
   return rt.failed_ref(std::move(err));
 }
 
-ref_base put_blob(runtime_impl& rt, blob value, const void* call_site) {
-  return rt.put_blob(std::move(value), call_site);
+ref_base put_blob(runtime_impl& rt, blob value, const void* call_site,
+                  std::vector<ref_base>&& refs) {
+  return rt.put_blob(std::move(value), call_site, std::move(refs));
 }
 
 caf::expected<std::shared_ptr<const blob>>

@@ -19,6 +19,7 @@
 
 #include "dref/actors/runtime.hpp"
 #include "dref/persist/checkpoint_store.hpp"
+#include "dref/refs/borrow_table.hpp"
 #include "dref/refs/ownership_table.hpp"
 
 namespace dref::internal {
@@ -28,6 +29,7 @@ struct worker_conn {
   worker_id id = 0;
   int pid = 0;
   uint16_t port = 0;
+  uint64_t process = 0; // the worker's id as an owner
   executor_actor executor;
   store_actor store;
   caf::actor echo;
@@ -61,13 +63,16 @@ public:
 
   void add_local_ref(const object_id& id) noexcept override;
   void remove_local_ref(const object_id& id) noexcept override;
+  void describe(const object_id& id, ref_descriptor& out) const override;
+  void adopt(const ref_descriptor& d) noexcept override;
 
   // -- API --------------------------------------------------------------------
 
   ref_base submit(task_spec spec, const void* call_site);
   ref_base submit_durable(task_spec create, const void* call_site);
   ref_base failed_ref(caf::error err);
-  ref_base put_blob(blob value, const void* call_site);
+  ref_base put_blob(blob value, const void* call_site,
+                    std::vector<ref_base>&& refs);
   caf::expected<std::shared_ptr<const blob>> get_blob(const ref_base& x,
                                                       caf::timespan timeout);
   std::vector<bool> wait_ids(const std::vector<const ref_base*>& xs, size_t n,
@@ -100,9 +105,18 @@ public:
   void on_worker_down(const caf::actor_addr& who);
   // A replacement worker `pid` should have registered by now.
   void on_start_deadline(int pid);
-  void on_get(const object_id& id, caf::typed_response_promise<blob> rp);
+  void on_get(const object_id& id, caf::typed_response_promise<value_msg> rp);
   // Answers `rp` from the value of `id` (pending objects: later).
-  void answer(const object_id& id, caf::typed_response_promise<blob> rp);
+  void answer(const object_id& id,
+              caf::typed_response_promise<value_msg> rp);
+  // Borrowing, step 2 at the owner: a borrower registers.
+  std::vector<object_id> on_borrow(const std::vector<object_id>& ids,
+                                   uint64_t borrower, const caf::actor& handle);
+  // Borrowing, step 4 at the owner: a borrower releases.
+  void on_release(const std::vector<object_id>& ids, uint64_t borrower);
+  // Borrowing, step 2 at this borrower: sends the registration of `ids`
+  // (owned by `owner`) and counts it done when the owner answers.
+  void send_registration(uint64_t owner, std::vector<object_id> ids);
 
   // Sends queued tasks to the workers, each batch carrying the frees queued
   // for its worker; with `all_frees`, frees for the other workers too.
@@ -133,6 +147,21 @@ private:
   void schedule_free_flush();
   // @pre mtx_ held. Called by the table for each freed object.
   void on_free(const object_id& id, object_entry&& entry);
+  // @pre mtx_ held. One local ref less on a borrowed object; the last one
+  // queues a release for its owner.
+  void drop_borrow(const object_id& id);
+  // @pre mtx_ held. Counts one local ref per contained ref of a value held
+  // here (`outer`); new borrows are added to `todo` for registration.
+  void hold_contained(const object_id& outer,
+                      const std::vector<ref_descriptor>& ds,
+                      std::map<uint64_t, std::vector<object_id>>& todo);
+  // @pre mtx_ held. Counts the registrations in `todo` as under way.
+  void count_registrations(
+    const std::map<uint64_t, std::vector<object_id>>& todo);
+  // @pre mtx_ held. Descriptors of the refs inside the value of `id`.
+  std::vector<ref_descriptor> contained_of(const object_id& id) const;
+  // @pre mtx_ held. The ref server of process `owner` (a worker), if known.
+  caf::actor ref_server_of(uint64_t owner) const;
   // Delivers answers to `get` requests waiting for `ids` (owner actor only).
   void deliver_waiters(const std::vector<object_id>& ids);
   caf::expected<int> launch_worker(worker_id id);
@@ -178,6 +207,20 @@ private:
   std::map<caf::actor_addr, worker_id> by_addr_;         // guarded by mtx_
   std::vector<std::pair<worker_id, task_spec>> outbox_;  // guarded by mtx_
   std::map<worker_id, std::vector<object_id>> frees_;    // guarded by mtx_
+  // Borrowing (see docs/architecture.md, "Borrowing"):
+  borrow_table borrows_;                                 // guarded by mtx_
+  borrower_set borrowers_;                               // guarded by mtx_
+  // Refs inside the values this process holds: outer -> inner ids, each
+  // counted once as a local ref.
+  std::unordered_map<object_id, std::vector<object_id>> contained_; // mtx_
+  // Releases waiting to be sent, per owner process.
+  std::map<uint64_t, std::vector<object_id>> releases_;  // guarded by mtx_
+  // Registrations sent and not answered, in all and per owner. While any
+  // is under way, frees and releases wait (so none can overtake one).
+  size_t registering_ = 0;                               // guarded by mtx_
+  std::map<uint64_t, size_t> registering_by_;            // guarded by mtx_
+  // Monitored borrower processes: handle -> process id.
+  std::map<caf::actor_addr, uint64_t> borrower_addrs_;   // guarded by mtx_
   bool flush_pending_ = false;                           // guarded by mtx_
   bool free_flush_pending_ = false;                      // guarded by mtx_
   size_t queued_frees_ = 0;                              // guarded by mtx_
@@ -186,8 +229,15 @@ private:
   // Owner actor only: the actor itself, while it runs.
   owner_actor::pointer self_ = nullptr;
   // Owner actor only: promises of `get` requests for pending objects.
-  std::unordered_map<object_id, std::vector<caf::typed_response_promise<blob>>>
+  std::unordered_map<object_id,
+                     std::vector<caf::typed_response_promise<value_msg>>>
     waiters_;
+  // Owner actor only: `get` requests for borrowed objects forwarded to
+  // their owner: token -> (owner process, promise).
+  std::map<uint64_t,
+           std::pair<uint64_t, caf::typed_response_promise<value_msg>>>
+    forwarded_;
+  uint64_t next_token_ = 1;
 };
 
 } // namespace dref::internal

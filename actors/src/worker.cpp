@@ -20,10 +20,12 @@
 #include "caf/io/middleman.hpp"
 
 #include "messages.hpp"
+#include "worker_context.hpp"
 #include "worker_pool.hpp"
 
 #include "dref/actors/error.hpp"
 #include "dref/actors/registry.hpp"
+#include "dref/actors/task.hpp"
 #include "dref/refs/error.hpp"
 #include "dref/store/error.hpp"
 #include "dref/store/local_store.hpp"
@@ -33,6 +35,15 @@ namespace dref {
 namespace internal {
 
 namespace {
+
+// The worker's refs, for task code (`dref::put`, `dref::get`).
+std::mutex current_mtx;
+std::shared_ptr<worker_context> current; // guarded by current_mtx
+
+std::shared_ptr<worker_context> current_worker() {
+  std::lock_guard<std::mutex> guard{current_mtx};
+  return current;
+}
 
 /// What the driver tells a worker through `DREF_WORKER`.
 struct worker_settings {
@@ -92,9 +103,9 @@ struct executor_state {
   config cfg;
   owner_actor owner;
   std::shared_ptr<local_store> store;
+  std::shared_ptr<worker_context> refs;
   std::shared_ptr<std::atomic<uint64_t>> actor_count;
   std::unordered_map<uint64_t, actor_instance> actors;
-  std::unordered_map<worker_id, store_actor> peers;
   std::vector<task_result> pending; // results not yet sent
   std::chrono::steady_clock::time_point first_pending;
   static inline const char* name = "dref.executor";
@@ -125,38 +136,6 @@ caf::error check_signature(const std::string& what,
   return caf::none;
 }
 
-// Fetches an argument from another worker's store (blocking this thread).
-caf::expected<std::shared_ptr<const blob>>
-fetch_remote(executor_pointer self, const task_arg& arg) {
-  auto& st = self->state;
-  auto& peer = st.peers[arg.location];
-  if (!peer) {
-    auto h = self->system().middleman().remote_actor<store_actor>("127.0.0.1",
-                                                                  arg.port);
-    if (!h)
-      return make_error(refs_errc::object_lost,
-                        "cannot reach worker " + std::to_string(arg.location)
-                          + " holding " + to_string(arg.ref) + ": "
-                          + self->system().render(h.error()));
-    peer = *h;
-  }
-  caf::expected<std::shared_ptr<const blob>> result{caf::error{}};
-  caf::scoped_actor blocker{self->system()};
-  blocker->request(peer, st.cfg.fetch_timeout, fetch_atom::value, arg.ref)
-    .receive(
-      [&](blob& bytes) {
-        result = std::make_shared<const blob>(std::move(bytes));
-      },
-      [&](caf::error& err) {
-        st.peers.erase(arg.location);
-        result = make_error(refs_errc::object_lost,
-                            "fetching " + to_string(arg.ref) + " from worker "
-                              + std::to_string(arg.location) + ": "
-                              + self->system().render(err));
-      });
-  return result;
-}
-
 caf::expected<blob> invoke_guarded(const std::string& what,
                                    const std::function<caf::expected<blob>()>& f) {
   try {
@@ -169,22 +148,36 @@ caf::expected<blob> invoke_guarded(const std::string& what,
   }
 }
 
-// Runs one task; returns its serialized result or its error.
+// Runs one task; returns its serialized result or its error. The refs
+// its arguments contain are held in `held` (the caller drops them after
+// the result is stored); the refs its result contains land in `out_refs`.
 caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
-                             durable_state& saved) {
+                             durable_state& saved,
+                             std::vector<object_id>& held,
+                             std::vector<ref_base>& out_refs) {
   auto& st = self->state;
   auto kind = static_cast<task_kind>(t.kind);
-  // 1. Resolve the arguments: inline, local store, or another worker.
+  // 1. Resolve the arguments: inline, local store, or another worker;
+  //    borrow the refs inside them (registered before the task runs).
   std::vector<std::shared_ptr<const blob>> holders;
   std::vector<const blob*> args;
   args.reserve(t.args.size());
   for (auto& arg : t.args) {
     if (arg.kind == 0) {
+      if (auto err = st.refs->hold(arg.contained, held))
+        return err;
       args.push_back(&arg.value);
       continue;
     }
     std::shared_ptr<const blob> value;
-    if (arg.location == st.self_id) {
+    if (arg.kind == 2 && arg.ref.owner != st.refs->process()) {
+      // Owned by another process (borrowed by the submitter): its owner
+      // serves it.
+      auto fetched = st.refs->fetch_from(0, arg.port, arg.ref, held);
+      if (!fetched)
+        return std::move(fetched.error());
+      value = std::move(*fetched);
+    } else if (arg.kind == 2 || arg.location == st.self_id) {
       auto obj = st.store->get(arg.ref);
       if (!obj)
         return make_error(refs_errc::object_lost,
@@ -194,7 +187,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
         return obj->error; // the argument's task failed: so does this one
       value = std::move(obj->value);
     } else {
-      auto fetched = fetch_remote(self, arg);
+      auto fetched = st.refs->fetch_from(arg.location, arg.port, arg.ref, held);
       if (!fetched)
         return std::move(fetched.error());
       value = std::move(*fetched);
@@ -202,6 +195,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
     args.push_back(value.get());
     holders.push_back(std::move(value));
   }
+  ref_read_scope reading{st.refs};
   auto& reg = registry::instance();
   // 2. Run it.
   switch (kind) {
@@ -213,6 +207,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
       if (auto err = check_signature(t.name, fn->arg_types, fn->result_type,
                                      t))
         return err;
+      ref_collect_scope collecting{out_refs};
       return invoke_guarded(t.name, [&] { return fn->invoke(args.data()); });
     }
     case task_kind::actor_create: {
@@ -277,8 +272,12 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
       auto what = t.name + "::" + m.name;
       if (auto err = check_signature(what, m.arg_types, m.result_type, t))
         return err;
-      auto res = invoke_guarded(
-        what, [&] { return m.invoke(inst.object.get(), args.data()); });
+      caf::expected<blob> res{caf::error{}};
+      {
+        ref_collect_scope collecting{out_refs};
+        res = invoke_guarded(
+          what, [&] { return m.invoke(inst.object.get(), args.data()); });
+      }
       // Durable: the state after the call travels with the result, also
       // after a failed call (memory and disk then hold the same state).
       if (!inst.durable.empty())
@@ -305,6 +304,7 @@ void send_results(executor_pointer self) {
 executor_actor::behavior_type executor_fn(executor_pointer self,
                                           worker_settings ws, owner_actor owner,
                                           std::shared_ptr<local_store> store,
+                                          std::shared_ptr<worker_context> refs,
                                           std::shared_ptr<std::atomic<uint64_t>>
                                             actor_count) {
   auto& st = self->state;
@@ -312,6 +312,7 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
   st.cfg = ws.cfg;
   st.owner = owner;
   st.store = std::move(store);
+  st.refs = std::move(refs);
   st.actor_count = std::move(actor_count);
   // The owner is gone: nobody will free or read our objects. End.
   self->monitor(owner);
@@ -324,9 +325,14 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
       auto& st = self->state;
       for (auto& t : batch) {
         durable_state saved;
-        auto res = run_task(self, t, saved);
-        if (!t.result.valid())
+        std::vector<object_id> held;
+        std::vector<ref_base> out_refs;
+        auto res = run_task(self, t, saved, held, out_refs);
+        if (!t.result.valid()) {
+          out_refs.clear();
+          st.refs->unhold(held);
           continue; // destroy, restore: nothing to report
+        }
         task_result r;
         r.id = t.result;
         if (saved.set) {
@@ -342,12 +348,17 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
           } else {
             r.status = task_result::stored;
           }
-          st.store->put(t.result, stored_object{std::move(value), {}});
+          r.contained = st.refs->store(t.result, std::move(value),
+                                       std::move(out_refs));
         } else {
           r.status = task_result::failed;
           r.error = res.error();
-          st.store->put(t.result, stored_object{nullptr, std::move(res.error())});
+          st.refs->store_error(t.result, std::move(res.error()));
         }
+        // The stored copy holds the result's refs now; the arguments' refs
+        // are no longer needed.
+        out_refs.clear();
+        st.refs->unhold(held);
         if (st.pending.empty())
           st.first_pending = clock::now();
         st.pending.push_back(std::move(r));
@@ -355,49 +366,52 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
           send_results(self);
       }
       send_results(self);
-      for (auto& oid : frees)
-        st.store->erase(oid);
+      st.refs->free_stored(frees);
     },
   };
 }
 
-caf::behavior store_fn(caf::event_based_actor*, worker_id id,
+caf::behavior store_fn(caf::event_based_actor* self, worker_id id,
                        std::shared_ptr<local_store> store,
+                       std::shared_ptr<worker_context> refs,
                        std::shared_ptr<std::atomic<uint64_t>> actor_count) {
+  self->set_down_handler(
+    [refs](caf::down_msg& dm) { refs->on_down(dm.source); });
   return {
-    [store](fetch_atom, const object_id& oid) -> caf::result<blob> {
-      auto obj = store->get(oid);
-      if (!obj)
-        return make_error(store_errc::not_found, to_string(oid));
-      if (obj->error)
-        return obj->error;
-      return *obj->value;
+    [refs](fetch_atom, const object_id& oid) -> caf::result<value_msg> {
+      auto v = refs->serve(oid);
+      if (!v)
+        return std::move(v.error());
+      return std::move(*v);
     },
-    [store](free_atom, const std::vector<object_id>& ids) {
-      for (auto& oid : ids)
-        store->erase(oid);
+    [refs](get_atom, const object_id& oid) -> caf::result<value_msg> {
+      auto v = refs->serve(oid);
+      if (!v)
+        return std::move(v.error());
+      return std::move(*v);
     },
-    [id, store](memory_atom) {
-      process_memory pm;
-      pm.role = "worker";
-      pm.pid = static_cast<int32_t>(getpid());
-      pm.id = id;
-      store->for_each([&](const object_id& oid, const stored_object& obj) {
-        memory_entry e;
-        e.id = oid;
-        e.state = obj.error ? "failed" : "stored";
-        e.size = obj.value ? obj.value->size() : 0;
-        pm.objects.push_back(std::move(e));
-      });
-      return pm;
+    [self, refs](borrow_atom, const std::vector<object_id>& ids,
+                 uint64_t borrower, const caf::actor& handle) {
+      bool monitor = false;
+      auto unknown = refs->on_borrow(ids, borrower, handle, monitor);
+      if (monitor)
+        self->monitor(handle);
+      return unknown;
     },
-    [id, store, actor_count](stats_atom) {
+    [refs](release_atom, const std::vector<object_id>& ids,
+           uint64_t borrower) { refs->on_release(ids, borrower); },
+    [refs](free_atom, const std::vector<object_id>& ids) {
+      refs->free_stored(ids);
+    },
+    [id, refs](memory_atom) { return refs->memory(id); },
+    [id, store, refs, actor_count](stats_atom) {
       worker_stats ws;
       ws.id = id;
       ws.pid = static_cast<int>(getpid());
       ws.objects = store->count();
       ws.bytes = store->bytes();
       ws.actors = actor_count->load();
+      ws.refs = refs->refs();
       return ws;
     },
   };
@@ -431,8 +445,10 @@ int run_worker(worker_settings ws) {
   caf::actor_system sys{cfg};
   auto store = std::make_shared<local_store>();
   auto actor_count = std::make_shared<std::atomic<uint64_t>>(0);
-  auto srv = caf::actor_cast<store_actor>(
-    sys.spawn(store_fn, ws.id, store, actor_count));
+  auto refs = std::make_shared<worker_context>(sys, ws.id, new_owner_id(),
+                                               ws.cfg, store);
+  auto srv_handle = sys.spawn(store_fn, ws.id, store, refs, actor_count);
+  auto srv = caf::actor_cast<store_actor>(srv_handle);
   auto echo = sys.spawn(echo_fn);
   auto bail = [&](const std::string& why) {
     std::cerr << "dref worker " << ws.id << ": " << why << std::endl;
@@ -447,13 +463,21 @@ int run_worker(worker_settings ws) {
                                                          ws.owner_port);
   if (!owner)
     return bail("cannot reach the driver: " + sys.render(owner.error()));
-  auto exec = sys.spawn(executor_fn, ws, *owner, store,
-                                       actor_count);
+  refs->set_server(srv_handle, *port);
+  refs->set_driver(caf::actor_cast<caf::actor>(*owner), ws.host,
+                   ws.owner_port);
+  set_default_read_context(refs);
+  {
+    std::lock_guard<std::mutex> guard{current_mtx};
+    current = refs;
+  }
+  auto exec = sys.spawn(executor_fn, ws, *owner, store, refs, actor_count);
   worker_registration reg;
   reg.version = cluster_protocol_version;
   reg.id = ws.id;
   reg.pid = static_cast<int32_t>(getpid());
   reg.port = *port;
+  reg.process = refs->process();
   reg.executor = exec;
   reg.store = srv;
   reg.echo = echo;
@@ -463,19 +487,55 @@ int run_worker(worker_settings ws) {
   self->request(*owner, std::chrono::seconds{30}, register_atom::value, reg)
     .receive([&](caf::ok_atom) { ok = true; },
              [&](caf::error& err) { why = sys.render(err); });
+  auto forget = [&] {
+    set_default_read_context(nullptr);
+    std::lock_guard<std::mutex> guard{current_mtx};
+    current = nullptr;
+  };
   if (!ok) {
+    forget();
     caf::anon_send_exit(exec, caf::exit_reason::user_shutdown);
     return bail("registration refused: " + why);
   }
   // Serve until the executor ends (driver stopped us, or the driver died).
   self->monitor(exec);
   self->receive([](caf::down_msg&) {});
+  forget();
   caf::anon_send_exit(srv, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
   return 0;
 }
 
 } // namespace
+
+} // namespace internal
+
+namespace internal {
+
+caf::expected<ref_base> worker_put(blob value, std::vector<ref_base>&& refs) {
+  auto w = current_worker();
+  if (!w)
+    return make_error(actors_errc::invalid_argument,
+                      "dref::put works inside a task in a worker; use "
+                      "runtime::put in the driver");
+  return w->put(std::move(value), std::move(refs));
+}
+
+caf::expected<std::shared_ptr<const blob>>
+worker_get(const ref_base& x, caf::timespan timeout,
+           std::vector<object_id>& held) {
+  auto w = current_worker();
+  if (!w)
+    return make_error(actors_errc::invalid_argument,
+                      "dref::get works inside a task in a worker; use "
+                      "runtime::get in the driver");
+  return w->get(x, timeout, held);
+}
+
+void worker_unhold(std::vector<object_id>& held) {
+  if (auto w = current_worker())
+    w->unhold(held);
+}
 
 } // namespace internal
 

@@ -85,6 +85,23 @@ bool ownership_table::remove_submitted_ref(const object_id& id) {
   return true;
 }
 
+bool ownership_table::add_borrower(const object_id& id) {
+  auto i = entries_.find(id);
+  if (i == entries_.end())
+    return false;
+  ++i->second.borrowers;
+  return true;
+}
+
+bool ownership_table::remove_borrower(const object_id& id) {
+  auto i = entries_.find(id);
+  if (i == entries_.end() || i->second.borrowers == 0)
+    return false;
+  --i->second.borrowers;
+  maybe_free(i);
+  return true;
+}
+
 bool ownership_table::set_ready(const object_id& id,
                                 std::shared_ptr<const blob> value,
                                 uint64_t size, worker_id where) {
@@ -147,7 +164,7 @@ const object_entry* ownership_table::find(const object_id& id) const {
 
 void ownership_table::maybe_free(map_type::iterator i) {
   auto& e = i->second;
-  if (e.local_refs > 0 || e.submitted_refs > 0
+  if (e.local_refs > 0 || e.submitted_refs > 0 || e.borrowers > 0
       || e.state == object_state::pending)
     return;
   auto id = i->first;

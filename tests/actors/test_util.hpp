@@ -40,8 +40,8 @@ inline std::string context_of(const caf::error& err) {
   return caf::to_string(err.context());
 }
 
-/// Waits (bounded) until the owner's table, every worker's store and every
-/// worker's actor table are empty, then asserts it: the no-leak check every
+/// Waits (bounded) until the owner's table and borrow table, every worker's
+/// store, ref tables and actor table are empty, then asserts it: the no-leak check every
 /// distributed test ends with.
 inline void check_no_leaks(runtime& rt) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
@@ -50,15 +50,18 @@ inline void check_no_leaks(runtime& rt) {
     auto s = rt.stats();
     REQUIRE(s);
     st = *s;
-    bool empty = st.owned_objects == 0 && st.in_flight_tasks == 0
-                 && st.held_tasks == 0 && st.actors == 0;
+    bool empty = st.owned_objects == 0 && st.borrowed_objects == 0
+                 && st.in_flight_tasks == 0 && st.held_tasks == 0
+                 && st.actors == 0;
     for (auto& w : st.workers)
-      empty = empty && w.objects == 0 && w.bytes == 0 && w.actors == 0;
+      empty = empty && w.objects == 0 && w.bytes == 0 && w.actors == 0
+              && w.refs == 0;
     if (empty || std::chrono::steady_clock::now() > deadline)
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
   }
   CHECK(st.owned_objects == 0);
+  CHECK(st.borrowed_objects == 0);
   CHECK(st.in_flight_tasks == 0);
   CHECK(st.held_tasks == 0);
   CHECK(st.actors == 0);
@@ -67,6 +70,7 @@ inline void check_no_leaks(runtime& rt) {
     CHECK(w.objects == 0);
     CHECK(w.bytes == 0);
     CHECK(w.actors == 0);
+    CHECK(w.refs == 0);
   }
 }
 

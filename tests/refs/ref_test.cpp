@@ -223,3 +223,89 @@ TEST_CASE("a ref keeps its context alive after the caller drops it") {
   CHECK(weak.expired());
   static_cast<void>(raw);
 }
+
+// -- refs inside values ---------------------------------------------------------
+
+#include "caf/binary_deserializer.hpp"
+#include "caf/binary_serializer.hpp"
+
+namespace {
+
+// A context that owns objects of owner 9 at port 5000 and counts adoptions.
+class owning_context : public counting_context {
+public:
+  void describe(const object_id&, ref_descriptor& out) const override {
+    out.host = "127.0.0.1";
+    out.port = 5000;
+  }
+  void adopt(const ref_descriptor& d) noexcept override {
+    adopted.push_back(d);
+    add_local_ref(d.id);
+  }
+  std::vector<ref_descriptor> adopted;
+};
+
+struct holder {
+  std::string name;
+  std::vector<ref<int>> items;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, holder& x) {
+  return f(x.name, x.items);
+}
+
+} // namespace
+
+TEST_CASE("refs inside a value are collected when written and adopted when read") {
+  auto writer = std::make_shared<owning_context>();
+  auto reader = std::make_shared<owning_context>();
+  std::vector<char> bytes;
+  {
+    holder h;
+    h.name = "two refs";
+    h.items.emplace_back(id1, writer);
+    h.items.emplace_back(id2, writer);
+    std::vector<ref_base> seen;
+    {
+      ref_collect_scope scope{seen};
+      caf::binary_serializer sink{nullptr, bytes};
+      REQUIRE_FALSE(sink(h));
+    }
+    REQUIRE_EQ(seen.size(), 2u);
+    CHECK_EQ(seen[0].id(), id1);
+    CHECK_EQ(seen[1].id(), id2);
+    CHECK_EQ(writer->added(id1), 1); // the collected copy
+  }
+  // Every ref the writer made or copied is gone again.
+  CHECK_EQ(writer->total_adds() + 2, writer->total_removes());
+  holder back;
+  {
+    ref_read_scope scope{reader};
+    caf::binary_deserializer source{nullptr, bytes};
+    REQUIRE_FALSE(source(back));
+  }
+  CHECK_EQ(back.name, "two refs");
+  REQUIRE_EQ(back.items.size(), 2u);
+  CHECK_EQ(back.items[1].id(), id2);
+  CHECK_EQ(back.items[1].context(), reader.get());
+  REQUIRE_EQ(reader->adopted.size(), 2u);
+  CHECK_EQ(reader->adopted[0].port, 5000);
+  back.items.clear();
+  CHECK_EQ(reader->removed(id1), 1);
+}
+
+TEST_CASE("reading a ref outside any dref context fails clearly") {
+  auto writer = std::make_shared<owning_context>();
+  std::vector<char> bytes;
+  {
+    ref<int> r{id1, writer};
+    caf::binary_serializer sink{nullptr, bytes};
+    REQUIRE_FALSE(sink(r));
+  }
+  ref<int> back;
+  caf::binary_deserializer source{nullptr, bytes};
+  auto err = source(back);
+  CHECK(err);
+  CHECK_FALSE(back.valid());
+}

@@ -5,6 +5,7 @@
 #include "dref/actors/error.hpp"
 #include "dref/actors/registry.hpp"
 #include "dref/actors/runtime.hpp"
+#include "dref/actors/task.hpp"
 #include "dref/actors/then.hpp"
 #include "dref/refs/error.hpp"
 #include "dref/refs/ref.hpp"

@@ -15,6 +15,9 @@ using register_atom = caf::atom_constant<caf::atom("dref_reg")>;
 using get_atom = caf::atom_constant<caf::atom("dref_get")>;
 using check_atom = caf::atom_constant<caf::atom("dref_check")>;
 using memory_atom = caf::atom_constant<caf::atom("dref_mem")>;
+using borrow_atom = caf::atom_constant<caf::atom("dref_borr")>;
+using release_atom = caf::atom_constant<caf::atom("dref_rel")>;
+using register_borrow_atom = caf::atom_constant<caf::atom("dref_rb")>;
 using echo_atom = caf::atom_constant<caf::atom("dref_echo")>;
 
 } // namespace dref

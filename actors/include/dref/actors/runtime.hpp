@@ -34,8 +34,8 @@ class runtime_impl;
 ref_base submit(runtime_impl& rt, task_spec spec,
                 const void* call_site = nullptr);
 ref_base failed_ref(runtime_impl& rt, caf::error err);
-ref_base put_blob(runtime_impl& rt, blob value,
-                  const void* call_site = nullptr);
+ref_base put_blob(runtime_impl& rt, blob value, const void* call_site,
+                  std::vector<ref_base>&& refs);
 caf::expected<std::shared_ptr<const blob>>
 get_blob(runtime_impl& rt, const ref_base& x, caf::timespan timeout);
 std::vector<bool> wait_ids(runtime_impl& rt,
@@ -73,12 +73,34 @@ using inferred_arg_t = std::conditional_t<
   std::is_same_v<D, const char*> || std::is_same_v<D, char*>, std::string,
   typename value_type_of<D>::type>;
 
+// Serializes `x` into `out.value`, recording the refs inside it (which
+// must all belong to `ctx`) in `out.contained`.
+template <class P>
+caf::error write_arg(const P& x, const ref_context* ctx, task_arg& out) {
+  std::vector<ref_base> refs;
+  {
+    ref_collect_scope scope{refs};
+    if (auto err = to_blob(x, out.value))
+      return err;
+  }
+  for (auto& r : refs) {
+    if (r.context() != ctx)
+      return make_error(actors_errc::invalid_argument,
+                        "a value holds a ref owned by another runtime");
+    ref_descriptor d;
+    d.id = r.id();
+    r.context()->describe(r.id(), d);
+    out.contained.push_back(std::move(d));
+  }
+  return caf::none;
+}
+
 // Turns one argument into a task_arg for a parameter of type P.
 template <class P, class X>
 caf::error make_arg(X&& x, const ref_context* ctx, task_arg& out) {
   using D = std::decay_t<X>;
   out.type = type_tag<P>();
-  if constexpr (is_ref<D>::value) {
+  if constexpr (is_ref<D>::value && !is_ref<P>::value) {
     static_assert(std::is_same_v<typename D::value_type, P>,
                   "a ref<T> may only be passed for a parameter of type T");
     if (!x.valid())
@@ -90,10 +112,10 @@ caf::error make_arg(X&& x, const ref_context* ctx, task_arg& out) {
     out.ref = x.id();
     return caf::none;
   } else if constexpr (std::is_same_v<D, P>) {
-    return to_blob(x, out.value);
+    return write_arg<P>(x, ctx, out);
   } else {
     P tmp(std::forward<X>(x));
-    return to_blob(tmp, out.value);
+    return write_arg<P>(tmp, ctx, out);
   }
 }
 
@@ -138,18 +160,23 @@ struct worker_stats {
   uint64_t objects = 0;
   uint64_t bytes = 0;
   uint64_t actors = 0;
+  /// Refs the worker holds in its own tables: objects its tasks `put` plus
+  /// objects it borrows.
+  uint64_t refs = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
   return f(caf::meta::type_name("dref.worker_stats"), x.id, x.pid, x.objects,
-           x.bytes, x.actors);
+           x.bytes, x.actors, x.refs);
 }
 
 /// The whole cluster's bookkeeping at one moment (see `runtime::stats`).
 struct runtime_stats {
   /// Objects in the owner's table.
   uint64_t owned_objects = 0;
+  /// Objects owned by other processes that the driver borrows.
+  uint64_t borrowed_objects = 0;
   /// Tasks sent to workers whose results have not come back.
   uint64_t in_flight_tasks = 0;
   /// Tasks the owner holds back until their arguments are ready.
@@ -241,6 +268,7 @@ public:
     if (!bytes)
       return std::move(bytes.error());
     T value;
+    ref_read_scope reading{x.shared_context()}; // refs inside: ours now
     if (auto err = from_blob(**bytes, value))
       return err;
     return value;
@@ -262,14 +290,20 @@ public:
     return result;
   }
 
-  /// Stores `x` as an object owned by this process.
+  /// Stores `x` as an object owned by this process. Refs inside `x` (nested
+  /// refs) stay alive as long as the new object does.
   template <class T>
   [[gnu::noinline]] ref<std::decay_t<T>> put(T&& x) {
     blob bytes;
-    if (auto err = to_blob(x, bytes))
-      return ref<std::decay_t<T>>{internal::failed_ref(*impl_, err)};
-    return ref<std::decay_t<T>>{internal::put_blob(
-      *impl_, std::move(bytes), __builtin_return_address(0))};
+    std::vector<ref_base> refs;
+    {
+      ref_collect_scope scope{refs};
+      if (auto err = to_blob(x, bytes))
+        return ref<std::decay_t<T>>{internal::failed_ref(*impl_, err)};
+    }
+    return ref<std::decay_t<T>>{
+      internal::put_blob(*impl_, std::move(bytes),
+                         __builtin_return_address(0), std::move(refs))};
   }
 
   /// Creates an instance of the DREF_ACTOR class `C` in a worker, passing

@@ -9,12 +9,13 @@
 
 #include "dref/refs/fwd.hpp"
 #include "dref/refs/object_id.hpp"
+#include "dref/refs/ref_descriptor.hpp"
 
 namespace dref {
 
 /// Version of the messages between a driver and its workers. A worker built
 /// from another version is refused at registration.
-constexpr uint32_t cluster_protocol_version = 2;
+constexpr uint32_t cluster_protocol_version = 3;
 
 /// What a task does.
 enum class task_kind : uint8_t {
@@ -27,7 +28,9 @@ enum class task_kind : uint8_t {
 
 /// One argument of a task: a serialized value, or a ref to one.
 struct task_arg {
-  /// 0: `value` holds the argument; 1: `ref` names an object that holds it.
+  /// 0: `value` holds the argument; 1: `ref` names an object that holds it
+  /// (owned by the submitter); 2: `ref` names an object owned by another
+  /// process, whose ref server listens at `port`.
   uint8_t kind = 0;
   /// type_tag of the parameter type, checked by the worker.
   std::string type;
@@ -39,12 +42,15 @@ struct task_arg {
   worker_id location = 0;
   /// TCP port of that worker's store (kind 1).
   uint16_t port = 0;
+  /// Refs inside `value` (kind 0); the submitter holds them until the task
+  /// is over, the worker borrows them while it runs.
+  std::vector<ref_descriptor> contained;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_arg& x) {
   return f(caf::meta::type_name("dref.task_arg"), x.kind, x.type, x.value,
-           x.ref, x.location, x.port);
+           x.ref, x.location, x.port, x.contained);
 }
 
 /// A unit of work sent from an owner to a worker.
@@ -93,12 +99,27 @@ struct task_result {
   /// which the owner makes durable before it acknowledges the result.
   std::string durable;
   blob state;
+  /// Refs inside the value: the worker's stored copy holds them, and the
+  /// owner of the result holds them too while the result lives.
+  std::vector<ref_descriptor> contained;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_result& x) {
   return f(caf::meta::type_name("dref.task_result"), x.id, x.status, x.value,
-           x.size, x.error, x.durable, x.state);
+           x.size, x.error, x.durable, x.state, x.contained);
+}
+
+/// A value as it travels to a reader: its bytes plus the refs inside them
+/// (which the sender holds while the reader may still need them).
+struct value_msg {
+  blob bytes;
+  std::vector<ref_descriptor> contained;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, value_msg& x) {
+  return f(caf::meta::type_name("dref.value_msg"), x.bytes, x.contained);
 }
 
 } // namespace dref

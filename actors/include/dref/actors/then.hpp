@@ -27,9 +27,10 @@ void then(Self* self, const ref<T>& x, OnValue on_value, OnError on_error,
   }
   self->request(owner, timeout, get_atom::value, x.id())
     .then(
-      [x, on_value, on_error](const blob& bytes) mutable {
+      [x, on_value, on_error](const value_msg& v) mutable {
         T value;
-        if (auto err = from_blob(bytes, value)) {
+        ref_read_scope reading{x.shared_context()};
+        if (auto err = from_blob(v.bytes, value)) {
           on_error(err);
           return;
         }

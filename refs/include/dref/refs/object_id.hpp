@@ -35,6 +35,10 @@ struct object_id {
   }
 };
 
+/// A fresh random process id for the `owner` part of the ids a process
+/// makes (never 0).
+uint64_t new_owner_id();
+
 /// Renders as `<owner hex>:<seq>`.
 std::string to_string(const object_id& x);
 

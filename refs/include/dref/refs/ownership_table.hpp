@@ -43,8 +43,14 @@ struct lineage {
 /// - `submitted_refs`: +1 when a task that takes the object as an argument is
 ///   submitted, -1 when that task has finished (succeeded or failed). It keeps
 ///   the value alive while a worker may still read it.
+/// - `borrowers`: +1 when another process registers as a borrower, -1 when
+///   it releases the object or dies.
+/// `local_refs` also counts, once per occurrence, values held by the owner
+/// that contain a ref to the object (nested refs).
 struct object_entry {
   object_state state = object_state::pending;
+  /// Other processes holding a registered borrow (who: `borrower_set`).
+  uint16_t borrowers = 0;
   uint32_t local_refs = 0;
   uint32_t submitted_refs = 0;
   /// The task that makes the object; null for `put` values.
@@ -71,7 +77,8 @@ struct object_entry {
 /// it is unit-tested on its own.
 ///
 /// Invariant (the freeing rule): an entry exists exactly as long as
-/// `local_refs > 0 || submitted_refs > 0 || state == pending`. The moment an
+/// `local_refs > 0 || submitted_refs > 0 || borrowers > 0 || state ==
+/// pending`. The moment an
 /// update makes all three false, the entry is removed and handed to the
 /// free handler, which frees every copy listed in it. A pending object whose
 /// refs are all gone stays until its task finishes, so the result that
@@ -109,6 +116,12 @@ public:
 
   /// Counts one submitted task less (it finished); may free the object.
   bool remove_submitted_ref(const object_id& id);
+
+  /// Counts one more borrowing process. Returns false if `id` is unknown.
+  bool add_borrower(const object_id& id);
+
+  /// Counts one borrowing process less; may free the object.
+  bool remove_borrower(const object_id& id);
 
   /// Marks a pending object ready. `value` is the owner's copy (may be null
   /// when the value stays at `where`); `where` is the worker that holds a

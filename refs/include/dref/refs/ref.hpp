@@ -2,16 +2,23 @@
 
 #include <memory>
 #include <utility>
+#include <vector>
+
+#include "caf/error.hpp"
+#include "caf/meta/load_callback.hpp"
+#include "caf/meta/type_name.hpp"
 
 #include "dref/refs/fwd.hpp"
 #include "dref/refs/object_id.hpp"
+#include "dref/refs/ref_descriptor.hpp"
 
 namespace dref {
 
-/// Counts the refs of the objects one owner owns. Implemented by the
-/// runtime, whose ownership table holds the counts.
+/// Counts the refs one process holds: those of the objects it owns (in its
+/// ownership table) and those it borrows from other processes (in its
+/// borrow table). Implemented by the runtime (driver) and by each worker.
 ///
-/// Thread safety: both functions may be called from any thread at any time,
+/// Thread safety: every function may be called from any thread at any time,
 /// also after the runtime stopped (they then do nothing).
 class ref_context {
 public:
@@ -22,6 +29,15 @@ public:
 
   /// A ref to `id` was destroyed.
   virtual void remove_local_ref(const object_id& id) noexcept = 0;
+
+  /// Fills in the owner's address of `id` (a ref is being serialized).
+  /// The default knows no address and leaves `out` as it is.
+  virtual void describe(const object_id& id, ref_descriptor& out) const;
+
+  /// Counts one local ref for a ref just read from bytes; for an object
+  /// owned elsewhere this makes the process a borrower. The default counts
+  /// it like a copy.
+  virtual void adopt(const ref_descriptor& d) noexcept;
 };
 
 /// The untyped part of `ref<T>`: an object id plus the owner's counter.
@@ -102,6 +118,21 @@ public:
     return ctx_.get();
   }
 
+  /// The counter as a shared pointer, for the runtime.
+  const std::shared_ptr<ref_context>& shared_context() const noexcept {
+    return ctx_;
+  }
+
+  /// Gives up this ref without counting it down: the caller takes over the
+  /// one local ref it held (e.g. to count it as "contained in a value").
+  /// Afterwards `valid()` is false.
+  object_id release() noexcept {
+    auto id = id_;
+    ctx_.reset();
+    id_ = object_id{};
+    return id;
+  }
+
 private:
   object_id id_;
   std::shared_ptr<ref_context> ctx_;
@@ -128,5 +159,64 @@ public:
     // nop
   }
 };
+
+/// While alive, every ref serialized on this thread (by `to_blob` or any CAF
+/// serializer) is also copied into `out`: the caller learns which refs a
+/// value contains and holds them. Scopes nest; the innermost one collects.
+/// Who may touch it: the thread that made it, on the stack only.
+class ref_collect_scope {
+public:
+  explicit ref_collect_scope(std::vector<ref_base>& out) noexcept;
+  ~ref_collect_scope();
+  ref_collect_scope(const ref_collect_scope&) = delete;
+  ref_collect_scope& operator=(const ref_collect_scope&) = delete;
+
+private:
+  std::vector<ref_base>* prev_;
+};
+
+/// While alive, every ref deserialized on this thread is adopted by `ctx`
+/// (counted there, and borrowed when another process owns it). Without a
+/// scope, a process-wide default (a worker's own context) is used; with
+/// neither, reading a ref fails with `serialization_failed`.
+/// Who may touch it: the thread that made it, on the stack only.
+class ref_read_scope {
+public:
+  explicit ref_read_scope(std::shared_ptr<ref_context> ctx) noexcept;
+  ~ref_read_scope();
+  ref_read_scope(const ref_read_scope&) = delete;
+  ref_read_scope& operator=(const ref_read_scope&) = delete;
+
+private:
+  std::shared_ptr<ref_context> ctx_;
+  ref_read_scope* prev_;
+
+  friend caf::error read_ref(const ref_descriptor&, ref_base&);
+};
+
+/// Sets the context that adopts refs read outside any `ref_read_scope`
+/// (a worker sets its own; null clears it). Thread-safe.
+void set_default_read_context(std::shared_ptr<ref_context> ctx);
+
+/// Describes `x` for the wire and, inside a `ref_collect_scope`, records it.
+void write_ref(const ref_base& x, ref_descriptor& out);
+
+/// Makes `x` a ref adopted by the current read context.
+caf::error read_ref(const ref_descriptor& d, ref_base& x);
+
+/// A ref inside a value: written as its `ref_descriptor`; reading it back
+/// adopts the ref in the reading process (see `ref_read_scope`).
+template <class Inspector, class T>
+typename Inspector::result_type inspect(Inspector& f, ref<T>& x) {
+  ref_descriptor d;
+  if constexpr (Inspector::reads_state) {
+    write_ref(x, d);
+    return f(caf::meta::type_name("dref.ref"), d);
+  } else {
+    auto load = caf::meta::load_callback(
+      [&]() -> caf::error { return read_ref(d, x); });
+    return f(caf::meta::type_name("dref.ref"), d, load);
+  }
+}
 
 } // namespace dref

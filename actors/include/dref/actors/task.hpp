@@ -1,0 +1,71 @@
+#pragma once
+
+// What code running inside a task (a DREF_REMOTE function or a DREF_ACTOR
+// method, in a worker process) can do with refs besides receiving and
+// returning them: make objects of its own and read refs it was given.
+
+#include <chrono>
+#include <memory>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "caf/expected.hpp"
+#include "caf/timespan.hpp"
+
+#include "dref/actors/serialization.hpp"
+#include "dref/refs/ref.hpp"
+
+namespace dref {
+
+namespace internal {
+
+caf::expected<ref_base> worker_put(blob value, std::vector<ref_base>&& refs);
+caf::expected<std::shared_ptr<const blob>>
+worker_get(const ref_base& x, caf::timespan timeout,
+           std::vector<object_id>& held);
+void worker_unhold(std::vector<object_id>& held);
+
+} // namespace internal
+
+/// Inside a task: stores `x` as an object owned by this worker process and
+/// returns a ref to it, which the task may return or pass on. The object
+/// lives while any ref to it exists anywhere; when this worker dies, every
+/// ref to it fails with `owner_died` (fate-sharing, as in Ray). Outside a
+/// worker it fails with `invalid_argument` (use `runtime::put`).
+template <class T>
+[[nodiscard]] caf::expected<ref<std::decay_t<T>>> put(T&& x) {
+  blob bytes;
+  std::vector<ref_base> refs;
+  {
+    ref_collect_scope scope{refs};
+    if (auto err = to_blob(x, bytes))
+      return err;
+  }
+  auto r = internal::worker_put(std::move(bytes), std::move(refs));
+  if (!r)
+    return std::move(r.error());
+  return ref<std::decay_t<T>>{std::move(*r)};
+}
+
+/// Inside a task: the value of `x`, fetched from its owner when this worker
+/// does not hold it, waiting at most `timeout`. Errors: the object's own,
+/// `owner_died` as soon as the owner is known to be gone, `timeout`.
+template <class T>
+caf::expected<T> get(const ref<T>& x,
+                     caf::timespan timeout = std::chrono::seconds(30)) {
+  std::vector<object_id> held;
+  auto bytes = internal::worker_get(x, timeout, held);
+  if (!bytes) {
+    internal::worker_unhold(held);
+    return std::move(bytes.error());
+  }
+  T value;
+  auto err = from_blob(**bytes, value); // refs inside adopt by this worker
+  internal::worker_unhold(held);
+  if (err)
+    return err;
+  return value;
+}
+
+} // namespace dref

@@ -1,0 +1,425 @@
+#include "worker_context.hpp"
+
+#include <map>
+
+#include <unistd.h>
+
+#include "caf/actor_system.hpp"
+#include "caf/io/middleman.hpp"
+#include "caf/send.hpp"
+
+#include "messages.hpp"
+#include "watched_request.hpp"
+
+#include "dref/actors/atoms.hpp"
+#include "dref/actors/error.hpp"
+#include "dref/refs/error.hpp"
+#include "dref/store/error.hpp"
+
+namespace dref::internal {
+
+worker_context::worker_context(caf::actor_system& sys, worker_id id,
+                               uint64_t process, config cfg,
+                               std::shared_ptr<local_store> store)
+  : sys_(sys),
+    id_(id),
+    process_(process),
+    cfg_(std::move(cfg)),
+    store_(std::move(store)),
+    own_([this](const object_id& oid, object_entry&& e) {
+      on_free(oid, std::move(e));
+    }) {
+  // nop
+}
+
+void worker_context::set_server(caf::actor server, uint16_t port) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  server_ = std::move(server);
+  port_ = port;
+}
+
+void worker_context::set_driver(caf::actor driver, std::string host,
+                                uint16_t port) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  driver_ = driver;
+  driver_host_ = std::move(host);
+  driver_port_ = port;
+  peers_[port] = std::move(driver);
+}
+
+// -- ref_context --------------------------------------------------------------
+
+void worker_context::add_local_ref(const object_id& id) noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (id.owner == process_)
+    own_.add_local_ref(id);
+  else
+    borrows_.add_local_ref(id);
+}
+
+void worker_context::remove_local_ref(const object_id& id) noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (id.owner == process_)
+    own_.remove_local_ref(id);
+  else
+    drop_borrow(id);
+}
+
+void worker_context::describe(const object_id& id,
+                              ref_descriptor& out) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (id.owner == process_) {
+    out.host = "127.0.0.1";
+    out.port = port_;
+  } else if (auto o = borrows_.owner_of(id)) {
+    out.host = o->host;
+    out.port = o->port;
+  }
+}
+
+void worker_context::adopt(const ref_descriptor& d) noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (d.id.owner == process_) {
+    own_.add_local_ref(d.id);
+    return;
+  }
+  if (!borrows_.add(d))
+    return;
+  // A ref that arrived outside the borrowing protocol (e.g. read back from
+  // a durable actor's state): register it, without waiting.
+  auto todo = borrows_.start_registration({d.id});
+  auto peer = peer_of(d.id.owner);
+  if (!todo.empty() && peer && server_)
+    caf::anon_send(peer, borrow_atom::value, todo, process_, server_);
+}
+
+// -- task side ----------------------------------------------------------------
+
+caf::error worker_context::hold(const std::vector<ref_descriptor>& ds,
+                                std::vector<object_id>& held) {
+  if (ds.empty())
+    return caf::none;
+  std::map<uint64_t, std::vector<object_id>> todo; // owner -> new borrows
+  std::map<uint64_t, uint16_t> ports;
+  caf::error err;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    std::vector<object_id> borrowed;
+    for (auto& d : ds) {
+      if (d.id.owner == process_) {
+        if (!own_.add_local_ref(d.id)) {
+          err = make_error(refs_errc::unknown_object, to_string(d.id));
+          continue;
+        }
+      } else {
+        if (auto dead = borrows_.owner_error(d.id))
+          err = dead;
+        borrows_.add(d);
+        borrowed.push_back(d.id);
+      }
+      held.push_back(d.id);
+    }
+    for (auto& id : borrows_.start_registration(borrowed)) {
+      todo[id.owner].push_back(id);
+      if (auto o = borrows_.owner_of(id))
+        ports[id.owner] = o->port;
+    }
+  }
+  if (err)
+    return err;
+  caf::actor self;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    self = server_;
+  }
+  // Step 2: register with each owner and wait for its answer, so that no
+  // release by whoever handed us the refs can overtake the registration.
+  for (auto& [owner, ids] : todo) {
+    auto peer = connect(ports[owner]);
+    auto reply = watched_request<std::vector<object_id>>(
+      sys_, peer, cfg_.fetch_timeout, "borrowing " + to_string(ids.front()),
+      borrow_atom::value, ids, process_, self);
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!reply) {
+      if (reply.error() == refs_errc::owner_died)
+        borrows_.owner_died(owner, reply.error());
+      err = std::move(reply.error());
+      continue;
+    }
+    for (auto& id : ids)
+      if (std::find(reply->begin(), reply->end(), id) == reply->end())
+        borrows_.registered(id);
+    if (!reply->empty())
+      err = make_error(refs_errc::unknown_object,
+                       to_string(reply->front()) + " is no longer owned");
+  }
+  return err;
+}
+
+void worker_context::unhold(std::vector<object_id>& held) {
+  for (auto& id : held)
+    remove_local_ref(id);
+  held.clear();
+}
+
+std::vector<ref_descriptor>
+worker_context::store(const object_id& id, std::shared_ptr<const blob> value,
+                      std::vector<ref_base>&& refs) {
+  std::vector<ref_descriptor> result;
+  result.reserve(refs.size());
+  std::vector<object_id> inner;
+  for (auto& r : refs) {
+    if (r.context() != this)
+      continue; // a ref of another runtime: not ours to hold
+    ref_descriptor d;
+    d.id = r.id();
+    describe(d.id, d);
+    result.push_back(std::move(d));
+    inner.push_back(r.release()); // the stored copy keeps its count
+  }
+  store_->put(id, stored_object{std::move(value), {}});
+  if (!inner.empty()) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& c = contained_[id];
+    c.insert(c.end(), inner.begin(), inner.end());
+  }
+  return result;
+}
+
+void worker_context::store_error(const object_id& id, caf::error err) {
+  store_->put(id, stored_object{nullptr, std::move(err)});
+}
+
+ref_base worker_context::put(blob value, std::vector<ref_base>&& refs) {
+  object_id id{process_, next_seq_++};
+  auto size = value.size();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    own_.add_ready(id, nullptr);
+  }
+  static_cast<void>(size);
+  store(id, std::make_shared<const blob>(std::move(value)), std::move(refs));
+  return ref_base{id, shared_from_this()};
+}
+
+caf::expected<std::shared_ptr<const blob>>
+worker_context::receive_value(caf::expected<value_msg> reply,
+                              std::vector<object_id>& held) {
+  if (!reply)
+    return std::move(reply.error());
+  if (auto err = hold(reply->contained, held))
+    return err;
+  return std::make_shared<const blob>(std::move(reply->bytes));
+}
+
+caf::expected<std::shared_ptr<const blob>>
+worker_context::get(const ref_base& x, caf::timespan timeout,
+                    std::vector<object_id>& held) {
+  if (x.context() != this)
+    return make_error(actors_errc::invalid_argument,
+                      x.valid() ? "a ref of another process context"
+                                : "an empty ref");
+  auto& id = x.id();
+  if (id.owner == process_) {
+    auto obj = store_->get(id);
+    if (!obj)
+      return make_error(refs_errc::unknown_object, to_string(id));
+    if (obj->error)
+      return obj->error;
+    return obj->value; // its contained refs are held by the stored copy
+  }
+  caf::actor owner;
+  uint16_t port = 0;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto err = borrows_.owner_error(id))
+      return err;
+    if (auto o = borrows_.owner_of(id))
+      port = o->port;
+  }
+  owner = connect(port);
+  auto reply = watched_request<value_msg>(sys_, owner, timeout,
+                                          "getting " + to_string(id),
+                                          get_atom::value, id);
+  if (!reply && reply.error() == refs_errc::owner_died) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    borrows_.owner_died(id.owner, reply.error());
+  }
+  return receive_value(std::move(reply), held);
+}
+
+caf::expected<std::shared_ptr<const blob>>
+worker_context::fetch_from(worker_id w, uint16_t port, const object_id& id,
+                           std::vector<object_id>& held) {
+  auto peer = connect(port);
+  auto reply = watched_request<value_msg>(
+    sys_, peer, cfg_.fetch_timeout,
+    "fetching " + to_string(id) + " from worker " + std::to_string(w),
+    fetch_atom::value, id);
+  if (!reply && reply.error() == refs_errc::owner_died)
+    return make_error(refs_errc::object_lost,
+                      "worker " + std::to_string(w) + " holding "
+                        + to_string(id) + " died");
+  return receive_value(std::move(reply), held);
+}
+
+// -- server side --------------------------------------------------------------
+
+caf::expected<value_msg> worker_context::serve(const object_id& id) {
+  auto obj = store_->get(id);
+  if (!obj)
+    return make_error(store_errc::not_found, to_string(id));
+  if (obj->error)
+    return obj->error;
+  value_msg result;
+  result.bytes = *obj->value;
+  std::vector<object_id> inner;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto i = contained_.find(id); i != contained_.end())
+      inner = i->second;
+  }
+  for (auto& oid : inner) {
+    ref_descriptor d;
+    d.id = oid;
+    describe(oid, d);
+    result.contained.push_back(std::move(d));
+  }
+  return result;
+}
+
+std::vector<object_id>
+worker_context::on_borrow(const std::vector<object_id>& ids, uint64_t borrower,
+                          const caf::actor& handle, bool& monitor) {
+  std::vector<object_id> unknown;
+  std::lock_guard<std::mutex> guard{mtx_};
+  monitor = handle && borrower_addrs_.emplace(handle.address(), borrower).second;
+  for (auto& id : ids) {
+    if (own_.find(id) == nullptr) {
+      unknown.push_back(id);
+      continue;
+    }
+    if (borrowers_.add(id, borrower))
+      own_.add_borrower(id);
+  }
+  return unknown;
+}
+
+void worker_context::on_release(const std::vector<object_id>& ids,
+                                uint64_t borrower) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& id : ids)
+    if (borrowers_.remove(id, borrower))
+      own_.remove_borrower(id);
+}
+
+void worker_context::on_down(const caf::actor_addr& who) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = borrower_addrs_.find(who);
+  if (i == borrower_addrs_.end())
+    return;
+  auto borrower = i->second;
+  borrower_addrs_.erase(i);
+  for (auto& id : borrowers_.remove_borrower(borrower))
+    own_.remove_borrower(id);
+}
+
+void worker_context::free_stored(const std::vector<object_id>& ids) {
+  for (auto& id : ids)
+    store_->erase(id);
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& id : ids)
+    drop_contained(id);
+}
+
+process_memory worker_context::memory(worker_id id) const {
+  process_memory pm;
+  pm.role = "worker";
+  pm.pid = static_cast<int32_t>(getpid());
+  pm.id = id;
+  std::lock_guard<std::mutex> guard{mtx_};
+  store_->for_each([&](const object_id& oid, const stored_object& obj) {
+    memory_entry e;
+    e.id = oid;
+    e.size = obj.value ? obj.value->size() : 0;
+    if (auto o = own_.find(oid)) {
+      e.state = "owned";
+      e.local_refs = o->local_refs;
+      e.borrowers = o->borrowers;
+    } else {
+      e.state = obj.error ? "failed" : "stored";
+    }
+    pm.objects.push_back(std::move(e));
+  });
+  borrows_.for_each([&](const object_id& oid, const borrow_entry& b) {
+    memory_entry e;
+    e.id = oid;
+    e.state = "borrowed";
+    e.local_refs = b.local_refs;
+    pm.objects.push_back(std::move(e));
+  });
+  return pm;
+}
+
+size_t worker_context::refs() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return own_.size() + borrows_.size();
+}
+
+// -- internals ----------------------------------------------------------------
+
+void worker_context::on_free(const object_id& id, object_entry&&) {
+  borrowers_.erase(id);
+  store_->erase(id);
+  drop_contained(id);
+}
+
+void worker_context::drop_contained(const object_id& id) {
+  auto i = contained_.find(id);
+  if (i == contained_.end())
+    return;
+  auto inner = std::move(i->second);
+  contained_.erase(i);
+  for (auto& oid : inner) {
+    if (oid.owner == process_)
+      own_.remove_local_ref(oid);
+    else
+      drop_borrow(oid);
+  }
+}
+
+void worker_context::drop_borrow(const object_id& id) {
+  auto tell = borrows_.remove_local_ref(id);
+  if (!tell || !*tell)
+    return;
+  // Borrowing, step 4: the last local ref is gone; tell the owner.
+  if (auto peer = peer_of(id.owner))
+    caf::anon_send(peer, release_atom::value, std::vector<object_id>{id},
+                   process_);
+}
+
+caf::actor worker_context::peer_of(uint64_t owner) const {
+  auto o = borrows_.owner_of(object_id{owner, 1});
+  if (o == nullptr)
+    return {};
+  auto i = peers_.find(o->port);
+  return i != peers_.end() ? i->second : caf::actor{};
+}
+
+caf::actor worker_context::connect(uint16_t port) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto i = peers_.find(port); i != peers_.end())
+      return i->second;
+  }
+  // Every ref server but the driver's is a worker's store actor.
+  auto h = sys_.middleman().remote_actor<store_actor>("127.0.0.1", port);
+  if (!h)
+    return {};
+  auto peer = caf::actor_cast<caf::actor>(*h);
+  std::lock_guard<std::mutex> guard{mtx_};
+  peers_[port] = peer;
+  return peer;
+}
+
+} // namespace dref::internal

@@ -1,0 +1,160 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "caf/actor.hpp"
+#include "caf/actor_addr.hpp"
+#include "caf/fwd.hpp"
+
+#include "dref/actors/config.hpp"
+#include "dref/actors/memory.hpp"
+#include "dref/actors/task_spec.hpp"
+#include "dref/refs/borrow_table.hpp"
+#include "dref/refs/ownership_table.hpp"
+#include "dref/refs/ref.hpp"
+#include "dref/store/local_store.hpp"
+
+namespace dref::internal {
+
+/// A worker process's refs: the objects its tasks `put` (it owns them),
+/// the objects it borrows from the driver and from other workers, and the
+/// refs contained in the values its store holds.
+///
+/// Who touches it: the executor (tasks, holds, results), task code (ref
+/// copies, `dref::put`/`dref::get`), and the store actor (serving values,
+/// borrow and release requests from other processes, frees). Every member
+/// function locks `mtx_`; none blocks while holding it.
+///
+/// Invariants: every ref this process holds is counted once, in `own_`
+/// (objects it owns) or in `borrows_` (objects owned elsewhere); a value in
+/// the store that contains refs counts one local ref per contained ref
+/// (`contained_`), released when the value is erased.
+///
+/// Lifetime: made by `run_worker`, shared with every ref it hands out; it
+/// outlives the actor system only as a counter (sends then go nowhere).
+class worker_context : public ref_context,
+                       public std::enable_shared_from_this<worker_context> {
+public:
+  worker_context(caf::actor_system& sys, worker_id id, uint64_t process,
+                 config cfg, std::shared_ptr<local_store> store);
+
+  /// The worker's ref server (its store actor) and its port.
+  void set_server(caf::actor server, uint16_t port);
+
+  /// The driver's ref server (its owner actor).
+  void set_driver(caf::actor driver, std::string host, uint16_t port);
+
+  uint64_t process() const noexcept {
+    return process_;
+  }
+
+  // -- ref_context -------------------------------------------------------------
+
+  void add_local_ref(const object_id& id) noexcept override;
+  void remove_local_ref(const object_id& id) noexcept override;
+  void describe(const object_id& id, ref_descriptor& out) const override;
+  void adopt(const ref_descriptor& d) noexcept override;
+
+  // -- task side ---------------------------------------------------------------
+
+  /// Borrowing, steps 1-2 at a receiver: counts one local ref for each of
+  /// `ds` (appending its id to `held`) and registers new borrows with their
+  /// owners, waiting for the answers. Errors: `owner_died`,
+  /// `unknown_object` (the owner freed it), `timeout`.
+  caf::error hold(const std::vector<ref_descriptor>& ds,
+                  std::vector<object_id>& held);
+
+  /// Drops the local refs `hold` counted.
+  void unhold(std::vector<object_id>& held);
+
+  /// Stores the value of object `id`; `refs` are the refs it contains
+  /// (collected while serializing it), whose counts the stored copy takes
+  /// over. Returns their descriptors.
+  std::vector<ref_descriptor> store(const object_id& id,
+                                    std::shared_ptr<const blob> value,
+                                    std::vector<ref_base>&& refs);
+
+  /// Stores the failure of the task that should have made `id`.
+  void store_error(const object_id& id, caf::error err);
+
+  /// A new object owned by this worker, holding `value` (for `dref::put`).
+  ref_base put(blob value, std::vector<ref_base>&& refs);
+
+  /// The value of `x` for task code, fetched from its owner when needed;
+  /// the refs inside it are held (in `held`) until the caller unholds them.
+  caf::expected<std::shared_ptr<const blob>>
+  get(const ref_base& x, caf::timespan timeout, std::vector<object_id>& held);
+
+  /// The value of `id` from the store of worker `w` at `port`, with the
+  /// refs inside it held (in `held`).
+  caf::expected<std::shared_ptr<const blob>>
+  fetch_from(worker_id w, uint16_t port, const object_id& id,
+             std::vector<object_id>& held);
+
+  // -- server side (store actor) ---------------------------------------------
+
+  /// A stored value with the descriptors of the refs inside it.
+  caf::expected<value_msg> serve(const object_id& id);
+
+  /// Borrowing, step 2 at the owner: records `borrower` for each of `ids`
+  /// this worker owns; returns the unknown ones. `monitor` is set when
+  /// `handle` is new (the caller monitors it).
+  std::vector<object_id> on_borrow(const std::vector<object_id>& ids,
+                                   uint64_t borrower, const caf::actor& handle,
+                                   bool& monitor);
+
+  /// Borrowing, step 4 at the owner.
+  void on_release(const std::vector<object_id>& ids, uint64_t borrower);
+
+  /// A monitored borrower process is gone: its borrows end.
+  void on_down(const caf::actor_addr& who);
+
+  /// The driver frees `ids` (their owner decided so).
+  void free_stored(const std::vector<object_id>& ids);
+
+  /// Objects owned, borrowed and stored here (`dref memory`).
+  process_memory memory(worker_id id) const;
+
+  /// Owned plus borrowed objects (for stats and leak checks).
+  size_t refs() const;
+
+private:
+  // @pre mtx_ held. Called by `own_` for each freed object.
+  void on_free(const object_id& id, object_entry&& e);
+  // @pre mtx_ held. Drops the contained refs of a value being erased.
+  void drop_contained(const object_id& id);
+  // @pre mtx_ held. One local ref less on a borrowed object.
+  void drop_borrow(const object_id& id);
+  // @pre mtx_ held. The ref server of `owner`, if connected.
+  caf::actor peer_of(uint64_t owner) const;
+  // The ref server at `port` (connects once; blocking, without mtx_).
+  caf::actor connect(uint16_t port);
+  caf::expected<std::shared_ptr<const blob>>
+  receive_value(caf::expected<value_msg> reply, std::vector<object_id>& held);
+
+  caf::actor_system& sys_;
+  const worker_id id_;
+  const uint64_t process_;
+  const config cfg_;
+  std::shared_ptr<local_store> store_;
+  std::atomic<uint64_t> next_seq_{1};
+
+  mutable std::mutex mtx_;
+  caf::actor server_;                                   // guarded by mtx_
+  uint16_t port_ = 0;                                   // guarded by mtx_
+  caf::actor driver_;                                   // guarded by mtx_
+  uint16_t driver_port_ = 0;                            // guarded by mtx_
+  std::string driver_host_;                             // guarded by mtx_
+  ownership_table own_;                                 // guarded by mtx_
+  borrow_table borrows_;                                // guarded by mtx_
+  borrower_set borrowers_;                              // guarded by mtx_
+  std::unordered_map<object_id, std::vector<object_id>> contained_; // mtx_
+  std::unordered_map<uint16_t, caf::actor> peers_;      // guarded by mtx_
+  std::unordered_map<caf::actor_addr, uint64_t> borrower_addrs_; // mtx_
+};
+
+} // namespace dref::internal
