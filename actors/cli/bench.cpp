@@ -235,6 +235,42 @@ std::vector<figure> run_bench(const bench_options& opts) {
   auto base_async = best_of(opts.repeat, true, [&] {
     return baseline_async(rt.system(), ws, opts.tasks);
   });
+  // Nested refs (issue 3): gets/s of one object holding 10,000 refs (each
+  // get deserializes and adopts all of them, then drops them again), and
+  // waits/s of one `wait` over 1,000 refs whose tasks have finished.
+  auto get_10k = best_of(opts.repeat, true, [&] {
+    std::vector<ref<int64_t>> inner;
+    inner.reserve(10000);
+    for (int64_t i = 0; i < 10000; ++i)
+      inner.push_back(rt.put(i));
+    auto outer = rt.put(inner);
+    inner.clear();
+    size_t n = 0;
+    auto t0 = clock_type::now();
+    while (seconds_since(t0) < 1.0) {
+      auto v = rt.get(outer, std::chrono::seconds{30});
+      if (!v || v->size() != 10000)
+        return 0.0;
+      ++n;
+    }
+    return static_cast<double>(n) / seconds_since(t0);
+  });
+  auto wait_1k = best_of(opts.repeat, true, [&] {
+    std::vector<ref<int32_t>> refs;
+    for (int i = 0; i < 1000; ++i)
+      refs.push_back(rt.call(bench_noop));
+    if (!rt.wait(refs, refs.size(), std::chrono::seconds{30}).not_ready.empty())
+      return 0.0;
+    size_t n = 0;
+    auto t0 = clock_type::now();
+    while (seconds_since(t0) < 0.5) {
+      if (rt.wait(refs, refs.size(), std::chrono::seconds{30}).ready.size()
+          != refs.size())
+        return 0.0;
+      ++n;
+    }
+    return static_cast<double>(n) / seconds_since(t0);
+  });
   // Owner-side bytes per owned small object: heap growth while 1,000,000
   // put refs are alive, minus the caller's own vector of refs.
   double bytes_per_ref = 0;
@@ -294,6 +330,8 @@ std::vector<figure> run_bench(const bench_options& opts) {
   emit("baseline_rpc_sync", base_sync, "req/s");
   emit("baseline_rpc_async", base_async, "req/s");
   emit("owner_bytes_per_ref", bytes_per_ref, "bytes");
+  emit("get_10k_refs", get_10k, "gets/s");
+  emit("wait_1k_refs", wait_1k, "waits/s");
   auto [sync_put, group_put] = checkpoint_rates(300);
   emit("rocksdb_sync_put", sync_put, "puts/s");
   emit("rocksdb_group_commit_put", group_put, "puts/s");

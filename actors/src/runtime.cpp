@@ -1304,7 +1304,7 @@ process_memory runtime_impl::own_memory() const {
       m.local_refs = e.local_refs;
       m.submitted_refs = e.submitted_refs;
       m.borrowers = e.borrowers;
-      m.locations = e.locations;
+      m.locations = e.locations.to_vector();
       m.owner_copy = e.value != nullptr;
       if (e.made_by)
         m.made_by = e.made_by->function;

@@ -10,6 +10,7 @@
 #include "caf/error.hpp"
 
 #include "dref/refs/fwd.hpp"
+#include "dref/refs/location_list.hpp"
 #include "dref/refs/object_id.hpp"
 
 namespace dref {
@@ -59,7 +60,7 @@ struct object_entry {
   std::shared_ptr<const blob> value;
   /// Worker processes holding a copy; `owner_location` is never listed here,
   /// the owner's copy is `value`.
-  std::vector<worker_id> locations;
+  location_list locations;
   /// Size of the serialized value in bytes (0 while pending).
   uint64_t size = 0;
   /// Why the object failed (state == failed).
