@@ -27,6 +27,8 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<process_memory>("dref.process_memory");
   cfg.add_message_type<std::vector<uint16_t>>("dref.ports");
   cfg.add_message_type<std::vector<worker_id>>("dref.worker_ids");
+  cfg.add_message_type<std::vector<uint64_t>>("dref.u64s");
+  registry::instance().add_user_message_types(cfg);
   add_dref_error_categories(cfg);
 }
 

@@ -37,6 +37,7 @@ using store_actor = caf::typed_actor<
   caf::replies_to<borrow_atom, std::vector<object_id>, uint64_t,
                   caf::actor>::with<std::vector<object_id>>,
   caf::reacts_to<release_atom, std::vector<object_id>, uint64_t>,
+  caf::reacts_to<release_hold_atom, std::vector<uint64_t>>,
   caf::reacts_to<free_atom, std::vector<object_id>>,
   caf::replies_to<stats_atom>::with<worker_stats>,
   caf::replies_to<memory_atom>::with<process_memory>>;
@@ -67,6 +68,7 @@ using owner_actor = caf::typed_actor<
   caf::replies_to<borrow_atom, std::vector<object_id>, uint64_t,
                   caf::actor>::with<std::vector<object_id>>,
   caf::reacts_to<release_atom, std::vector<object_id>, uint64_t>,
+  caf::reacts_to<release_hold_atom, std::vector<uint64_t>>,
   caf::reacts_to<register_borrow_atom, uint64_t, std::vector<object_id>>,
   caf::replies_to<register_atom, worker_registration>::with<caf::ok_atom>,
   caf::reacts_to<done_atom, worker_id, std::vector<task_result>>,

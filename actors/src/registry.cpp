@@ -67,6 +67,16 @@ const state_entry* registry::state(const std::string& type_tag) const {
   return i != states_.end() ? &i->second : nullptr;
 }
 
+void registry::add_message_type(
+  std::function<void(caf::actor_system_config&)> f) {
+  message_types_.push_back(std::move(f));
+}
+
+void registry::add_user_message_types(caf::actor_system_config& cfg) const {
+  for (auto& f : message_types_)
+    f(cfg);
+}
+
 void registry::add_constructor(const std::string& key, constructor_entry entry) {
   constructors_[key] = std::move(entry);
 }

@@ -147,6 +147,9 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
     [rt](release_atom, const std::vector<object_id>& ids, uint64_t borrower) {
       rt->on_release(ids, borrower);
     },
+    [rt](release_hold_atom, const std::vector<uint64_t>& tokens) {
+      rt->release_holds(tokens);
+    },
     [rt](register_borrow_atom, uint64_t owner, std::vector<object_id>& ids) {
       rt->send_registration(owner, std::move(ids));
     },
@@ -169,6 +172,7 @@ void runtime_impl::start() {
     return;
   }
   port_ = *port;
+  register_system_context(sys_.get(), weak_from_this());
   run_file_ = write_run_file(port_);
   auto deadline = deadline_of(cfg_.start_timeout);
   auto n = cfg_.num_workers;
@@ -216,7 +220,8 @@ caf::expected<int> runtime_impl::launch_worker(worker_id id) {
   spec << "127.0.0.1 " << port_ << ' ' << id << ' ' << cfg_.inline_limit << ' '
        << ms(cfg_.fetch_timeout) << ' ' << cfg_.scheduler_threads << ' '
        << ms(cfg_.heartbeat_interval) << ' ' << ms(cfg_.connection_timeout)
-       << ' ' << cfg_.scheduler_policy << ' ' << cfg_.middleman_workers;
+       << ' ' << cfg_.scheduler_policy << ' ' << cfg_.middleman_workers << ' '
+       << ms(cfg_.transit_timeout);
   return pool_.launch(spec.str());
 }
 
@@ -257,6 +262,13 @@ void runtime_impl::stop() {
     by_addr_.clear();
     owner_ = nullptr;
   }
+  {
+    // Transit holds end with the runtime.
+    std::lock_guard<std::mutex> guard{transit_mtx_};
+    transit_.clear();
+  }
+  if (sys_)
+    unregister_system_context(sys_.get());
   sys_.reset();
   caf_cfg_.reset();
   if (!run_file_.empty())
@@ -306,6 +318,13 @@ void runtime_impl::adopt(const ref_descriptor& d) noexcept {
   std::map<uint64_t, std::vector<object_id>> todo;
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    if (d.hold != 0 && d.holder_port != port_) {
+      // Sent in a plain CAF message: the sender's transit hold goes once
+      // this process is registered (held back like every release).
+      hold_releases_[d.holder_port].push_back(d.hold);
+      ++queued_frees_;
+      schedule_free_flush();
+    }
     if (d.id.owner == owner_id_) {
       table_.add_local_ref(d.id);
       return;
@@ -323,6 +342,54 @@ void runtime_impl::adopt(const ref_descriptor& d) noexcept {
   for (auto& [owner, ids] : todo)
     if (owner_)
       caf::anon_send(owner_, register_borrow_atom::value, owner, ids);
+}
+
+void runtime_impl::hold_for_transit(const ref_base& x, ref_descriptor& out) {
+  expire_holds();
+  ref_base copy{x};
+  auto deadline = clock_type::now()
+                  + std::chrono::duration_cast<clock_type::duration>(
+                    cfg_.transit_timeout);
+  {
+    std::lock_guard<std::mutex> guard{transit_mtx_};
+    out.hold = next_hold_++;
+    transit_.emplace(out.hold, std::make_pair(std::move(copy), deadline));
+  }
+  out.holder_host = "127.0.0.1";
+  out.holder_port = port_;
+  if (owner_)
+    caf::delayed_anon_send(owner_, cfg_.transit_timeout
+                                     + std::chrono::milliseconds{100},
+                           flush_atom::value, true);
+}
+
+void runtime_impl::release_holds(const std::vector<uint64_t>& tokens) {
+  std::vector<ref_base> dropped;
+  {
+    std::lock_guard<std::mutex> guard{transit_mtx_};
+    for (auto token : tokens)
+      if (auto i = transit_.find(token); i != transit_.end()) {
+        dropped.push_back(std::move(i->second.first));
+        transit_.erase(i);
+      }
+  }
+  dropped.clear(); // counts down outside transit_mtx_
+}
+
+void runtime_impl::expire_holds() {
+  std::vector<ref_base> dropped;
+  {
+    std::lock_guard<std::mutex> guard{transit_mtx_};
+    auto now = clock_type::now();
+    for (auto i = transit_.begin(); i != transit_.end();) {
+      if (i->second.second <= now) {
+        dropped.push_back(std::move(i->second.first));
+        i = transit_.erase(i);
+      } else {
+        ++i;
+      }
+    }
+  }
 }
 
 void runtime_impl::drop_borrow(const object_id& id) {
@@ -768,14 +835,25 @@ void runtime_impl::flush(bool all_frees) {
   std::map<worker_id, std::vector<object_id>> frees;
   std::map<worker_id, worker_conn> conns;
   std::vector<std::pair<caf::actor, std::vector<object_id>>> releases;
+  std::vector<std::pair<caf::actor, std::vector<uint64_t>>> hold_releases;
+  bool nothing = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     flush_pending_ = false;
     if (all_frees)
       free_flush_pending_ = false;
-    if (outbox_.empty()
-        && ((frees_.empty() && releases_.empty()) || !all_frees))
-      return;
+    nothing = outbox_.empty()
+              && ((frees_.empty() && releases_.empty()
+                   && hold_releases_.empty())
+                  || !all_frees);
+  }
+  if (nothing) {
+    if (all_frees)
+      expire_holds();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
     tasks.swap(outbox_);
     // Frees ride on the task batches of their worker; the rest wait for
     // the free flush unless this is one.
@@ -789,6 +867,14 @@ void runtime_impl::flush(bool all_frees) {
           releases.emplace_back(std::move(peer), std::move(ids));
       }
       releases_.clear();
+      for (auto& [port, tokens] : hold_releases_) {
+        queued_frees_ -= tokens.size();
+        for (auto& [w, c] : workers_)
+          if (c.port == port)
+            hold_releases.emplace_back(caf::actor_cast<caf::actor>(c.store),
+                                       std::move(tokens));
+      }
+      hold_releases_.clear();
     }
     for (auto i = frees_.begin(); may_free && i != frees_.end();) {
       bool has_tasks = std::any_of(tasks.begin(), tasks.end(),
@@ -816,6 +902,10 @@ void runtime_impl::flush(bool all_frees) {
     return;
   for (auto& [peer, ids] : releases)
     caf::anon_send(peer, release_atom::value, std::move(ids), owner_id_);
+  for (auto& [peer, tokens] : hold_releases)
+    caf::anon_send(peer, release_hold_atom::value, std::move(tokens));
+  if (all_frees)
+    expire_holds();
   // Tasks for a worker that is gone were already failed by the dispatcher.
   static const std::vector<object_id> no_frees;
   std::map<worker_id, std::vector<task_spec>> batches;

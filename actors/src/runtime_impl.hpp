@@ -65,6 +65,7 @@ public:
   void remove_local_ref(const object_id& id) noexcept override;
   void describe(const object_id& id, ref_descriptor& out) const override;
   void adopt(const ref_descriptor& d) noexcept override;
+  void hold_for_transit(const ref_base& x, ref_descriptor& out) override;
 
   // -- API --------------------------------------------------------------------
 
@@ -114,6 +115,9 @@ public:
                                    uint64_t borrower, const caf::actor& handle);
   // Borrowing, step 4 at the owner: a borrower releases.
   void on_release(const std::vector<object_id>& ids, uint64_t borrower);
+  // A receiver of refs sent in plain CAF messages is registered: let go of
+  // the transit holds `tokens`.
+  void release_holds(const std::vector<uint64_t>& tokens);
   // Borrowing, step 2 at this borrower: sends the registration of `ids`
   // (owned by `owner`) and counts it done when the owner answers.
   void send_registration(uint64_t owner, std::vector<object_id> ids);
@@ -219,12 +223,25 @@ private:
   // is under way, frees and releases wait (so none can overtake one).
   size_t registering_ = 0;                               // guarded by mtx_
   std::map<uint64_t, size_t> registering_by_;            // guarded by mtx_
+  // Transit holds to release at their holder (by port) once no
+  // registration is under way.
+  std::map<uint16_t, std::vector<uint64_t>> hold_releases_; // mtx_
   // Monitored borrower processes: handle -> process id.
   std::map<caf::actor_addr, uint64_t> borrower_addrs_;   // guarded by mtx_
   bool flush_pending_ = false;                           // guarded by mtx_
   bool free_flush_pending_ = false;                      // guarded by mtx_
   size_t queued_frees_ = 0;                              // guarded by mtx_
   std::mutex flush_mtx_;
+  // Transit holds of refs this process sent in plain CAF messages: token ->
+  // (the held ref, when it expires). Its own mutex: the ref's count is
+  // updated under `mtx_`.
+  std::mutex transit_mtx_;
+  std::unordered_map<uint64_t,
+                     std::pair<ref_base, std::chrono::steady_clock::time_point>>
+    transit_;                                            // guarded by transit_mtx_
+  uint64_t next_hold_ = 1;                               // guarded by transit_mtx_
+  // Drops expired transit holds (any thread, without mtx_).
+  void expire_holds();
 
   // Owner actor only: the actor itself, while it runs.
   owner_actor::pointer self_ = nullptr;

@@ -55,15 +55,16 @@ struct worker_settings {
 
 bool parse_settings(const char* text, worker_settings& out) {
   std::istringstream in{text};
-  long long fetch_ms = 0, hb_ms = 0, timeout_ms = 0;
+  long long fetch_ms = 0, hb_ms = 0, timeout_ms = 0, transit_ms = 0;
   in >> out.host >> out.owner_port >> out.id >> out.cfg.inline_limit
     >> fetch_ms >> out.cfg.scheduler_threads >> hb_ms >> timeout_ms
-    >> out.cfg.scheduler_policy >> out.cfg.middleman_workers;
+    >> out.cfg.scheduler_policy >> out.cfg.middleman_workers >> transit_ms;
   if (!in)
     return false;
   out.cfg.fetch_timeout = std::chrono::milliseconds{fetch_ms};
   out.cfg.heartbeat_interval = std::chrono::milliseconds{hb_ms};
   out.cfg.connection_timeout = std::chrono::milliseconds{timeout_ms};
+  out.cfg.transit_timeout = std::chrono::milliseconds{transit_ms};
   return true;
 }
 
@@ -400,6 +401,9 @@ caf::behavior store_fn(caf::event_based_actor* self, worker_id id,
     },
     [refs](release_atom, const std::vector<object_id>& ids,
            uint64_t borrower) { refs->on_release(ids, borrower); },
+    [refs](release_hold_atom, const std::vector<uint64_t>& tokens) {
+      refs->release_holds(tokens);
+    },
     [refs](free_atom, const std::vector<object_id>& ids) {
       refs->free_stored(ids);
     },
@@ -467,6 +471,7 @@ int run_worker(worker_settings ws) {
   refs->set_driver(caf::actor_cast<caf::actor>(*owner), ws.host,
                    ws.owner_port);
   set_default_read_context(refs);
+  register_system_context(&sys, refs);
   {
     std::lock_guard<std::mutex> guard{current_mtx};
     current = refs;
@@ -489,6 +494,8 @@ int run_worker(worker_settings ws) {
              [&](caf::error& err) { why = sys.render(err); });
   auto forget = [&] {
     set_default_read_context(nullptr);
+    unregister_system_context(&sys);
+    refs->stop();
     std::lock_guard<std::mutex> guard{current_mtx};
     current = nullptr;
   };
@@ -535,6 +542,11 @@ worker_get(const ref_base& x, caf::timespan timeout,
 void worker_unhold(std::vector<object_id>& held) {
   if (auto w = current_worker())
     w->unhold(held);
+}
+
+caf::actor_system* worker_system() {
+  auto w = current_worker();
+  return w ? &w->system() : nullptr;
 }
 
 } // namespace internal

@@ -1,6 +1,7 @@
 #include "worker_context.hpp"
 
 #include <map>
+#include <thread>
 
 #include <unistd.h>
 
@@ -78,19 +79,100 @@ void worker_context::describe(const object_id& id,
 }
 
 void worker_context::adopt(const ref_descriptor& d) noexcept {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (d.id.owner == process_) {
-    own_.add_local_ref(d.id);
-    return;
+  bool todo = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (d.id.owner == process_) {
+      own_.add_local_ref(d.id);
+    } else if (borrows_.add(d)) {
+      // A ref that arrived outside the task protocol (a plain CAF message,
+      // a durable actor's restored state): register it without blocking
+      // the reader.
+      todo = !borrows_.start_registration({d.id}).empty();
+    }
   }
-  if (!borrows_.add(d))
+  if (todo || d.hold != 0)
+    register_later(d, todo);
+}
+
+void worker_context::register_later(ref_descriptor d, bool todo) {
+  if (stopped_)
     return;
-  // A ref that arrived outside the borrowing protocol (e.g. read back from
-  // a durable actor's state): register it, without waiting.
-  auto todo = borrows_.start_registration({d.id});
-  auto peer = peer_of(d.id.owner);
-  if (!todo.empty() && peer && server_)
-    caf::anon_send(peer, borrow_atom::value, todo, process_, server_);
+  auto self = shared_from_this();
+  std::thread{[self, d, todo] {
+    if (todo) {
+      caf::actor server;
+      {
+        std::lock_guard<std::mutex> guard{self->mtx_};
+        server = self->server_;
+      }
+      auto peer = self->connect(d.port);
+      auto reply = watched_request<std::vector<object_id>>(
+        self->sys_, peer, self->cfg_.fetch_timeout,
+        "borrowing " + to_string(d.id), borrow_atom::value,
+        std::vector<object_id>{d.id}, self->process_, server);
+      std::lock_guard<std::mutex> guard{self->mtx_};
+      if (reply && reply->empty())
+        self->borrows_.registered(d.id);
+      else if (!reply && reply.error() == refs_errc::owner_died)
+        self->borrows_.owner_died(d.id.owner, reply.error());
+    }
+    // Registered (or the owner is gone): the sender may let go.
+    if (d.hold != 0 && !self->stopped_)
+      if (auto holder = self->connect(d.holder_port))
+        caf::anon_send(holder, release_hold_atom::value,
+                       std::vector<uint64_t>{d.hold});
+  }}.detach();
+}
+
+void worker_context::hold_for_transit(const ref_base& x, ref_descriptor& out) {
+  expire_holds();
+  ref_base copy{x};
+  auto deadline = std::chrono::steady_clock::now()
+                  + std::chrono::duration_cast<
+                    std::chrono::steady_clock::duration>(cfg_.transit_timeout);
+  {
+    std::lock_guard<std::mutex> guard{transit_mtx_};
+    out.hold = next_hold_++;
+    transit_.emplace(out.hold, std::make_pair(std::move(copy), deadline));
+  }
+  std::lock_guard<std::mutex> guard{mtx_};
+  out.holder_host = "127.0.0.1";
+  out.holder_port = port_;
+}
+
+void worker_context::release_holds(const std::vector<uint64_t>& tokens) {
+  std::vector<ref_base> dropped;
+  std::lock_guard<std::mutex> guard{transit_mtx_};
+  for (auto token : tokens)
+    if (auto i = transit_.find(token); i != transit_.end()) {
+      dropped.push_back(std::move(i->second.first));
+      transit_.erase(i);
+    }
+  // `dropped` counts down after the lock is released (declared first).
+}
+
+void worker_context::expire_holds() {
+  std::vector<ref_base> dropped;
+  std::lock_guard<std::mutex> guard{transit_mtx_};
+  auto now = std::chrono::steady_clock::now();
+  for (auto i = transit_.begin(); i != transit_.end();) {
+    if (i->second.second <= now) {
+      dropped.push_back(std::move(i->second.first));
+      i = transit_.erase(i);
+    } else {
+      ++i;
+    }
+  }
+}
+
+void worker_context::stop() {
+  stopped_ = true;
+  std::vector<ref_base> dropped;
+  std::lock_guard<std::mutex> guard{transit_mtx_};
+  for (auto& [token, held] : transit_)
+    dropped.push_back(std::move(held.first));
+  transit_.clear();
 }
 
 // -- task side ----------------------------------------------------------------

@@ -58,6 +58,18 @@ public:
   void remove_local_ref(const object_id& id) noexcept override;
   void describe(const object_id& id, ref_descriptor& out) const override;
   void adopt(const ref_descriptor& d) noexcept override;
+  void hold_for_transit(const ref_base& x, ref_descriptor& out) override;
+
+  /// Receivers of refs this worker sent in plain CAF messages registered:
+  /// let go of the transit holds `tokens`.
+  void release_holds(const std::vector<uint64_t>& tokens);
+
+  /// The worker is stopping: drops transit holds, no more background work.
+  void stop();
+
+  caf::actor_system& system() noexcept {
+    return sys_;
+  }
 
   // -- task side ---------------------------------------------------------------
 
@@ -135,6 +147,10 @@ private:
   caf::actor connect(uint16_t port);
   caf::expected<std::shared_ptr<const blob>>
   receive_value(caf::expected<value_msg> reply, std::vector<object_id>& held);
+  // Registers `id` with its owner (if `todo`) and then releases the
+  // sender's transit hold described in `d`, off the calling thread.
+  void register_later(ref_descriptor d, bool todo);
+  void expire_holds();
 
   caf::actor_system& sys_;
   const worker_id id_;
@@ -155,6 +171,13 @@ private:
   std::unordered_map<object_id, std::vector<object_id>> contained_; // mtx_
   std::unordered_map<uint16_t, caf::actor> peers_;      // guarded by mtx_
   std::unordered_map<caf::actor_addr, uint64_t> borrower_addrs_; // mtx_
+  // Transit holds (see runtime_impl): token -> (ref, expiry).
+  std::mutex transit_mtx_;
+  std::unordered_map<uint64_t,
+                     std::pair<ref_base, std::chrono::steady_clock::time_point>>
+    transit_;                                   // guarded by transit_mtx_
+  uint64_t next_hold_ = 1;                      // guarded by transit_mtx_
+  std::atomic<bool> stopped_{false};
 };
 
 } // namespace dref::internal

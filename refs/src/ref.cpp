@@ -1,5 +1,6 @@
 #include "dref/refs/ref.hpp"
 
+#include <map>
 #include <mutex>
 
 #include "dref/refs/error.hpp"
@@ -13,6 +14,17 @@ thread_local ref_read_scope* reading = nullptr;
 
 std::mutex default_mtx;
 std::shared_ptr<ref_context> default_ctx; // guarded by default_mtx
+std::map<const caf::actor_system*, std::weak_ptr<ref_context>>
+  system_ctxs; // guarded by default_mtx
+
+std::shared_ptr<ref_context> context_of_system(const caf::actor_system* sys) {
+  std::lock_guard<std::mutex> guard{default_mtx};
+  if (sys != nullptr)
+    if (auto i = system_ctxs.find(sys); i != system_ctxs.end())
+      if (auto ctx = i->second.lock())
+        return ctx;
+  return default_ctx;
+}
 
 } // namespace
 
@@ -26,6 +38,10 @@ void ref_context::describe(const object_id&, ref_descriptor&) const {
 
 void ref_context::adopt(const ref_descriptor& d) noexcept {
   add_local_ref(d.id);
+}
+
+void ref_context::hold_for_transit(const ref_base&, ref_descriptor&) {
+  // nop
 }
 
 ref_collect_scope::ref_collect_scope(std::vector<ref_base>& out) noexcept
@@ -51,26 +67,42 @@ void set_default_read_context(std::shared_ptr<ref_context> ctx) {
   default_ctx = std::move(ctx);
 }
 
-void write_ref(const ref_base& x, ref_descriptor& out) {
-  out.id = x.id();
-  if (auto ctx = x.context())
-    ctx->describe(x.id(), out);
-  if (collecting != nullptr && x.valid())
-    collecting->push_back(x);
+void register_system_context(const caf::actor_system* sys,
+                             std::weak_ptr<ref_context> ctx) {
+  std::lock_guard<std::mutex> guard{default_mtx};
+  system_ctxs[sys] = std::move(ctx);
 }
 
-caf::error read_ref(const ref_descriptor& d, ref_base& x) {
+void unregister_system_context(const caf::actor_system* sys) {
+  std::lock_guard<std::mutex> guard{default_mtx};
+  system_ctxs.erase(sys);
+}
+
+void write_ref(const ref_base& x, ref_descriptor& out,
+               const caf::actor_system* sys) {
+  out.id = x.id();
+  auto ctx = x.context();
+  if (ctx != nullptr)
+    ctx->describe(x.id(), out);
+  if (!x.valid())
+    return;
+  if (collecting != nullptr)
+    collecting->push_back(x);
+  else if (sys != nullptr)
+    ctx->hold_for_transit(x, out); // a plain CAF message leaving `sys`
+}
+
+caf::error read_ref(const ref_descriptor& d, ref_base& x,
+                    const caf::actor_system* sys) {
   if (!d.id.valid()) {
     x.reset();
     return caf::none;
   }
   std::shared_ptr<ref_context> ctx;
-  if (reading != nullptr) {
+  if (reading != nullptr)
     ctx = reading->ctx_;
-  } else {
-    std::lock_guard<std::mutex> guard{default_mtx};
-    ctx = default_ctx;
-  }
+  else
+    ctx = context_of_system(sys);
   if (!ctx)
     return make_error(refs_errc::serialization_failed,
                       "a ref can only be read by a dref runtime or worker ("

@@ -13,6 +13,9 @@
 
 #include <unistd.h>
 
+#include "caf/all.hpp"
+#include "caf/io/middleman.hpp"
+
 using namespace dref;
 using namespace std::chrono_literals;
 
@@ -168,8 +171,38 @@ text_refs driver_refs(runtime& rt, const std::string& prefix, int n) {
   return result;
 }
 
+using sink_total_atom = caf::atom_constant<caf::atom("sink_total")>;
+using sink_stop_atom = caf::atom_constant<caf::atom("sink_stop")>;
+
+// A plain CAF actor in a worker that keeps the refs it is sent.
+caf::behavior sink_fn(caf::event_based_actor* self) {
+  auto kept = std::make_shared<text_refs>();
+  return {
+    [kept](const ref<std::string>& r) { kept->push_back(r); },
+    [kept](sink_total_atom) { return total_length(*kept); },
+    [self, kept](sink_stop_atom) {
+      kept->clear();
+      self->quit();
+    },
+  };
+}
+
+// Starts a sink in this worker; returns its port on 127.0.0.1.
+int32_t open_sink() {
+  auto sys = dref::worker_system();
+  if (sys == nullptr)
+    throw std::runtime_error("not in a worker");
+  auto sink = sys->spawn(sink_fn);
+  auto port = sys->middleman().publish(sink, 0, "127.0.0.1");
+  if (!port)
+    throw std::runtime_error(sys->render(port.error()));
+  return *port;
+}
+
 } // namespace
 
+DREF_MESSAGE_TYPE(ref<std::string>, "test.text_ref");
+DREF_REMOTE(open_sink);
 DREF_REMOTE(make_owned);
 DREF_REMOTE(total_length);
 DREF_REMOTE(pass_on);
@@ -410,5 +443,42 @@ TEST_CASE("an owner dropping its ref while a borrower passes it on loses "
       CHECK_EQ(*n, expected);
     }
     rt.get(b.call(&keeper::drop)).value();
+  });
+}
+
+TEST_CASE("a ref sent in a plain CAF message makes the receiving actor's "
+          "process a borrower") {
+  test::with_cluster([](runtime& rt) {
+    auto port = rt.get(rt.call(open_sink));
+    REQUIRE(port);
+    auto sink = rt.system().middleman().remote_actor(
+      "127.0.0.1", static_cast<uint16_t>(*port));
+    REQUIRE(sink);
+    {
+      // Sent and dropped at once: the transit hold keeps the value alive
+      // until the sink's process is a registered borrower.
+      auto mine = rt.put(std::string{"hello"});
+      caf::anon_send(*sink, mine);
+      // A worker-owned one, borrowed here, passed on the same way.
+      auto theirs = rt.get(rt.call(make_owned, std::string{"far"}, 2));
+      REQUIRE(theirs);
+      caf::anon_send(*sink, (*theirs)[1]);
+    }
+    caf::scoped_actor self{rt.system()};
+    int64_t total = -1;
+    for (int i = 0; i < 500 && total != 10; ++i) {
+      self->request(*sink, std::chrono::seconds{30}, sink_total_atom::value)
+        .receive([&](int64_t n) { total = n; },
+                 [&](caf::error& err) { FAIL(rt.system().render(err)); });
+      if (total != 10)
+        std::this_thread::sleep_for(10ms);
+    }
+    CHECK_EQ(total, 5 + 5); // "hello" and "far-1"
+    // The driver holds no ref of its own to "hello" any more: the sink's
+    // borrow keeps it (the transit hold is gone once it registered).
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK_GE(st->owned_objects, 1u);
+    caf::anon_send(*sink, sink_stop_atom::value);
   });
 }

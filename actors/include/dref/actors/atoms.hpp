@@ -17,6 +17,7 @@ using check_atom = caf::atom_constant<caf::atom("dref_check")>;
 using memory_atom = caf::atom_constant<caf::atom("dref_mem")>;
 using borrow_atom = caf::atom_constant<caf::atom("dref_borr")>;
 using release_atom = caf::atom_constant<caf::atom("dref_rel")>;
+using release_hold_atom = caf::atom_constant<caf::atom("dref_rhold")>;
 using register_borrow_atom = caf::atom_constant<caf::atom("dref_rb")>;
 using echo_atom = caf::atom_constant<caf::atom("dref_echo")>;
 

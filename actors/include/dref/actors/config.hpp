@@ -31,6 +31,9 @@ struct config {
   /// `connection_timeout` is declared dead (detects hung processes).
   caf::timespan heartbeat_interval = std::chrono::milliseconds(500);
   caf::timespan connection_timeout = std::chrono::seconds(5);
+  /// How long a sender keeps a ref it sent in a plain CAF message alive for
+  /// a receiver that never registers (the message was lost).
+  caf::timespan transit_timeout = std::chrono::seconds(60);
   /// Directory of the checkpoint store of durable actors (RocksDB); empty
   /// means `<run directory>/state` (see docs/operations.md).
   std::string state_dir;

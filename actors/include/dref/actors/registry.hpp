@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "caf/actor_system_config.hpp"
 #include "caf/expected.hpp"
 
 #include "dref/actors/error.hpp"
@@ -90,6 +91,12 @@ public:
   void add_constructor(const std::string& key, constructor_entry entry);
   const constructor_entry* constructor(const std::string& key) const;
 
+  /// Adds a user type that travels in plain CAF messages (DREF_MESSAGE_TYPE).
+  void add_message_type(std::function<void(caf::actor_system_config&)> f);
+
+  /// Registers every DREF_MESSAGE_TYPE with `cfg` (drivers and workers).
+  void add_user_message_types(caf::actor_system_config& cfg) const;
+
   /// The key of a constructor of class `type_tag` taking `arg_types`.
   static std::string constructor_key(const std::string& type_tag,
                                      const std::vector<std::string>& arg_types);
@@ -101,6 +108,7 @@ private:
   std::unordered_map<std::type_index, std::string> class_names_;
   std::unordered_map<std::string, constructor_entry> constructors_;
   std::unordered_map<std::string, state_entry> states_;
+  std::vector<std::function<void(caf::actor_system_config&)>> message_types_;
 };
 
 namespace detail {
@@ -362,6 +370,17 @@ const bool state_registrar<C>::registered = state_registrar<C>::add();
                                                         __COUNTER__) {         \
     #fn, &fn                                                                   \
   }
+
+/// Registers `type` (with an `inspect`) under `name` as a CAF message type in
+/// the driver's and every worker's actor system, so that plain CAF messages
+/// can carry it (also when it holds refs: see docs/architecture.md).
+#define DREF_MESSAGE_TYPE(type, name)                                          \
+  static const bool DREF_PP_CAT(dref_msg_reg_, __COUNTER__)                    \
+    = (::dref::registry::instance().add_message_type(                          \
+         [](::caf::actor_system_config& cfg) {                                 \
+           cfg.add_message_type<type>(name);                                   \
+         }),                                                                   \
+       true)
 
 /// Registers the actor class `cls` and the methods that callers may invoke:
 /// `DREF_ACTOR(account, &account::deposit, &account::balance)`.

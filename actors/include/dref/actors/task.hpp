@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "caf/expected.hpp"
+#include "caf/fwd.hpp"
 #include "caf/timespan.hpp"
 
 #include "dref/actors/serialization.hpp"
@@ -25,8 +26,17 @@ caf::expected<std::shared_ptr<const blob>>
 worker_get(const ref_base& x, caf::timespan timeout,
            std::vector<object_id>& held);
 void worker_unhold(std::vector<object_id>& held);
+caf::actor_system* worker_system();
 
 } // namespace internal
+
+/// Inside a task: the worker's CAF actor system (to spawn or reach plain
+/// CAF actors in this worker), or null outside a worker. Refs may travel
+/// in plain CAF messages between processes of the cluster (types
+/// registered with DREF_MESSAGE_TYPE); the receiver becomes a borrower.
+inline caf::actor_system* worker_system() {
+  return internal::worker_system();
+}
 
 /// Inside a task: stores `x` as an object owned by this worker process and
 /// returns a ref to it, which the task may return or pass on. The object

@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "caf/error.hpp"
+#include "caf/execution_unit.hpp"
+#include "caf/fwd.hpp"
 #include "caf/meta/load_callback.hpp"
 #include "caf/meta/type_name.hpp"
 
@@ -38,6 +40,10 @@ public:
   /// owned elsewhere this makes the process a borrower. The default counts
   /// it like a copy.
   virtual void adopt(const ref_descriptor& d) noexcept;
+
+  /// A ref is leaving in a plain CAF message: keep the object alive under a
+  /// transit hold and describe the hold in `out`. The default does nothing.
+  virtual void hold_for_transit(const ref_base& x, ref_descriptor& out);
 };
 
 /// The untyped part of `ref<T>`: an object id plus the owner's counter.
@@ -191,18 +197,56 @@ private:
   std::shared_ptr<ref_context> ctx_;
   ref_read_scope* prev_;
 
-  friend caf::error read_ref(const ref_descriptor&, ref_base&);
+  friend caf::error read_ref(const ref_descriptor&, ref_base&,
+                             const caf::actor_system*);
 };
 
 /// Sets the context that adopts refs read outside any `ref_read_scope`
 /// (a worker sets its own; null clears it). Thread-safe.
 void set_default_read_context(std::shared_ptr<ref_context> ctx);
 
-/// Describes `x` for the wire and, inside a `ref_collect_scope`, records it.
-void write_ref(const ref_base& x, ref_descriptor& out);
+/// Names the context of the refs of actor system `sys`: CAF messages that
+/// `sys` receives or sends with refs inside are counted there. Thread-safe.
+void register_system_context(const caf::actor_system* sys,
+                             std::weak_ptr<ref_context> ctx);
 
-/// Makes `x` a ref adopted by the current read context.
-caf::error read_ref(const ref_descriptor& d, ref_base& x);
+/// Forgets `sys` (its runtime or worker stops).
+void unregister_system_context(const caf::actor_system* sys);
+
+/// Describes `x` for the wire and, inside a `ref_collect_scope`, records it.
+/// Serialized by actor system `sys` (a CAF message leaving it) outside any
+/// scope, the ref gets a transit hold.
+void write_ref(const ref_base& x, ref_descriptor& out,
+               const caf::actor_system* sys = nullptr);
+
+/// Makes `x` a ref adopted by the current read context: the innermost
+/// `ref_read_scope`, else the context registered for `sys` (a CAF message
+/// arriving there), else the process default.
+caf::error read_ref(const ref_descriptor& d, ref_base& x,
+                    const caf::actor_system* sys = nullptr);
+
+namespace detail {
+
+template <class F, class = void>
+struct has_context : std::false_type {};
+
+template <class F>
+struct has_context<F, std::void_t<decltype(std::declval<F&>().context())>>
+  : std::true_type {};
+
+// The actor system a CAF (de)serializer works for, if any: set for CAF
+// messages crossing the network, null for `to_blob`/`from_blob`.
+template <class Inspector>
+const caf::actor_system* system_of(Inspector& f) {
+  if constexpr (has_context<Inspector>::value) {
+    caf::execution_unit* ctx = f.context();
+    return ctx != nullptr ? &ctx->system() : nullptr;
+  } else {
+    return nullptr;
+  }
+}
+
+} // namespace detail
 
 /// A ref inside a value: written as its `ref_descriptor`; reading it back
 /// adopts the ref in the reading process (see `ref_read_scope`).
@@ -210,11 +254,11 @@ template <class Inspector, class T>
 typename Inspector::result_type inspect(Inspector& f, ref<T>& x) {
   ref_descriptor d;
   if constexpr (Inspector::reads_state) {
-    write_ref(x, d);
+    write_ref(x, d, detail::system_of(f));
     return f(caf::meta::type_name("dref.ref"), d);
   } else {
     auto load = caf::meta::load_callback(
-      [&]() -> caf::error { return read_ref(d, x); });
+      [&]() -> caf::error { return read_ref(d, x, detail::system_of(f)); });
     return f(caf::meta::type_name("dref.ref"), d, load);
   }
 }

@@ -21,16 +21,27 @@ struct ref_descriptor {
   std::string host;
   /// TCP port of the owner's ref server.
   uint16_t port = 0;
+  /// A ref sent in a plain CAF message: the sender keeps the object alive
+  /// under this token (a *transit hold*) until the receiver, once it is a
+  /// registered borrower, tells it to let go. 0 for refs inside dref values
+  /// (their holders are described by the protocol, docs/architecture.md).
+  uint64_t hold = 0;
+  /// The ref server of the process keeping the transit hold.
+  std::string holder_host;
+  uint16_t holder_port = 0;
 
   friend bool operator==(const ref_descriptor& x,
                          const ref_descriptor& y) noexcept {
-    return x.id == y.id && x.host == y.host && x.port == y.port;
+    return x.id == y.id && x.host == y.host && x.port == y.port
+           && x.hold == y.hold && x.holder_host == y.holder_host
+           && x.holder_port == y.holder_port;
   }
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ref_descriptor& x) {
-  return f(caf::meta::type_name("dref.ref_descriptor"), x.id, x.host, x.port);
+  return f(caf::meta::type_name("dref.ref_descriptor"), x.id, x.host, x.port,
+           x.hold, x.holder_host, x.holder_port);
 }
 
 } // namespace dref
