@@ -1290,23 +1290,19 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
                             + " not ready after " + ms_text(timeout));
     }
   }
-  // The value stays at a worker: fetch it from there.
-  caf::expected<std::shared_ptr<const blob>> result{
-    make_error(actors_errc::timeout)};
-  caf::scoped_actor self{*sys_};
-  self->request(from, limit, fetch_atom::value, x.id())
-    .receive(
-      [&](value_msg& v) {
-        result = std::make_shared<const blob>(std::move(v.bytes));
-      },
-      [&](caf::error& err) {
-        if (err == caf::sec::request_timeout)
-          result = make_error(actors_errc::timeout,
-                              "fetching " + to_string(x.id()));
-        else
-          result = std::move(err);
-      });
-  return result;
+  // The value stays at a worker: fetch it from there (watched: a worker
+  // that dies mid-transfer ends the get at once, not at the timeout).
+  auto reply = watched_request<value_msg>(
+    *sys_, caf::actor_cast<caf::actor>(from), limit,
+    "fetching " + to_string(x.id()), fetch_atom::value, x.id());
+  if (!reply) {
+    if (reply.error() == refs_errc::owner_died)
+      return make_error(refs_errc::object_lost,
+                        "the worker holding " + to_string(x.id())
+                          + " died during the transfer");
+    return std::move(reply.error());
+  }
+  return std::make_shared<const blob>(std::move(reply->bytes));
 }
 
 std::vector<bool>
