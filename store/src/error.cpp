@@ -11,6 +11,18 @@ std::string to_string(store_errc x) {
       return "store_full";
     case store_errc::not_found:
       return "not_found";
+    case store_errc::io_error:
+      return "io_error";
+    case store_errc::disk_full:
+      return "disk_full";
+    case store_errc::corrupt:
+      return "corrupt";
+    case store_errc::already_exists:
+      return "already_exists";
+    case store_errc::transfer_failed:
+      return "transfer_failed";
+    case store_errc::invalid_argument:
+      return "invalid_argument";
   }
   return "store_errc(" + std::to_string(static_cast<int>(x)) + ")";
 }
@@ -26,6 +38,11 @@ caf::error make_error(store_errc x, std::string context) {
 
 void add_store_error_category(caf::actor_system_config& cfg) {
   detail::add_error_category<store_errc>(cfg, store_category);
+}
+
+bool is(const caf::error& err, store_errc x) {
+  return err && err.category() == store_category
+         && err.code() == static_cast<uint8_t>(x);
 }
 
 } // namespace dref
