@@ -219,9 +219,8 @@ struct node_store::impl {
   }
 
   // Reads the spill file of `id` back into a new segment.
+  // The header is checked before room is made, the value after.
   caf::error restore_locked(const object_id& id, uint64_t size) {
-    if (auto err = make_room_locked(size))
-      return err;
     auto path = spill_path(id);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -250,6 +249,8 @@ struct node_store::impl {
     if (h.id != id || h.size != size)
       return make_error(store_errc::corrupt,
                         "spill file holds another object: " + path);
+    if (auto err = make_room_locked(size))
+      return err;
     auto tmp = tmp_path(id);
     auto m = create_mapped(tmp, internal::header_size + size);
     if (!m)

@@ -296,6 +296,8 @@ std::string run_command(helper_state& st, const std::vector<std::string>& w) {
     cfg.capacity = u64(2);
     if (w.at(3) != "-")
       cfg.spill_dir = w.at(3);
+    if (w.size() > 4)
+      cfg.shm_dir = w.at(4);
     auto s = node_store::open(cfg);
     if (!s)
       return "err " + render(s.error());

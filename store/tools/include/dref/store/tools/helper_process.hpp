@@ -19,7 +19,8 @@ namespace dref::tools {
 /// exits when its stdin closes, so it never outlives its parent.
 ///
 /// Commands (see helper_process.cpp for the replies):
-///   open <name> <capacity> <spill dir or ->   start a node store + server
+///   open <name> <capacity> <spill dir or -> [shm dir]
+///                                             start a node store + server
 ///   put <owner> <seq> <size> <seed>           put pattern(seed) bytes
 ///   pull <owner> <seq> <port>                 pull from another store
 ///   map <owner> <seq> <port>                  same-node get, keep the view
