@@ -2,6 +2,7 @@
 
 #include "dref/refs/error_category.hpp"
 #include "caf/make_message.hpp"
+#include "caf/message.hpp"
 
 namespace dref {
 
@@ -38,6 +39,18 @@ caf::error make_error(store_errc x, std::string context) {
 
 void add_store_error_category(caf::actor_system_config& cfg) {
   detail::add_error_category<store_errc>(cfg, store_category);
+}
+
+std::string describe(const caf::error& err) {
+  if (!err)
+    return "none";
+  std::string text = err.category() == store_category
+                       ? to_string(static_cast<store_errc>(err.code()))
+                       : caf::to_string(err);
+  if (err.category() == store_category
+      && err.context().match_elements<std::string>())
+    text += " (" + err.context().get_as<std::string>(0) + ")";
+  return text;
 }
 
 bool is(const caf::error& err, store_errc x) {

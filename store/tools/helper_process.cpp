@@ -281,10 +281,7 @@ struct helper_state {
 };
 
 std::string render(const caf::error& err) {
-  std::string text = to_string(static_cast<store_errc>(err.code()));
-  if (err.context().match_elements<std::string>())
-    text += " (" + err.context().get_as<std::string>(0) + ")";
-  return text;
+  return describe(err);
 }
 
 std::string run_command(helper_state& st, const std::vector<std::string>& w) {

@@ -49,6 +49,10 @@ caf::error make_error(store_errc x);
 caf::error make_error(store_errc x, std::string context);
 void add_store_error_category(caf::actor_system_config& cfg);
 
+/// Renders an error without an actor system: "store_full (context)" for
+/// store errors, CAF's rendering otherwise.
+std::string describe(const caf::error& err);
+
 /// True if `err` is the store error `x`.
 bool is(const caf::error& err, store_errc x);
 
