@@ -1,5 +1,6 @@
 #include "dref/store/node_store.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
@@ -111,6 +112,18 @@ struct node_store::impl {
   /// A read-only mapping of every sealed object in memory.
   std::unordered_map<object_id, std::shared_ptr<mapping>> maps;
   bool closed = false;
+  /// Segments of freed objects kept for reuse, oldest first. Their value
+  /// bytes (`pool_bytes`) count against the capacity with the index's:
+  /// index.memory_used() + pool_bytes <= capacity.
+  struct pooled_segment {
+    std::string path;
+    std::shared_ptr<mapping> map;
+    uint64_t bytes = 0;
+  };
+  std::vector<pooled_segment> pool;
+  uint64_t pool_bytes = 0;
+  uint64_t pool_counter = 0;
+  uint64_t reused = 0;
   uint64_t evictions = 0;
   uint64_t spill_writes = 0;
   uint64_t spills = 0;
@@ -183,10 +196,71 @@ struct node_store::impl {
     return caf::none;
   }
 
-  // Carries out `index.make_room(bytes)`. On a failed spill, the copies
+  void drop_pooled_locked(size_t i) {
+    ::unlink(pool[i].path.c_str());
+    pool_bytes -= pool[i].bytes;
+    pool.erase(pool.begin() + static_cast<ptrdiff_t>(i));
+  }
+
+  // Takes the smallest kept segment that holds `size` bytes without
+  // wasting much (at most twice the size, or 1 MiB more), renames it to
+  // `path`, trims it to the value and makes it writable. Null if none fits.
+  std::shared_ptr<mapping> take_pooled_locked(const std::string& path,
+                                              uint64_t size) {
+    size_t best = pool.size();
+    auto limit = std::max<uint64_t>(2 * size, size + (uint64_t{1} << 20));
+    for (size_t i = 0; i < pool.size(); ++i)
+      if (pool[i].bytes >= size && pool[i].bytes <= limit
+          && (best == pool.size() || pool[i].bytes < pool[best].bytes))
+        best = i;
+    if (best == pool.size())
+      return nullptr;
+    auto e = std::move(pool[best]);
+    pool.erase(pool.begin() + static_cast<ptrdiff_t>(best));
+    pool_bytes -= e.bytes;
+    if (::rename(e.path.c_str(), path.c_str()) != 0) {
+      ::unlink(e.path.c_str());
+      return nullptr;
+    }
+    auto length = internal::header_size + size;
+    if (e.bytes > size) {
+      if (::truncate(path.c_str(), static_cast<off_t>(length)) != 0) {
+        ::unlink(path.c_str());
+        return nullptr;
+      }
+      auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+      auto keep = (length + page - 1) / page * page;
+      if (keep < e.map->length) {
+        ::munmap(e.map->bytes() + keep, e.map->length - keep);
+        e.map->length = keep;
+      }
+    }
+    ::mprotect(e.map->addr, e.map->length, PROT_READ | PROT_WRITE);
+    ++reused;
+    return e.map;
+  }
+
+  // Puts a segment (renamed from `path`) into the pool.
+  void keep_segment_locked(const std::string& path, std::shared_ptr<mapping> m,
+                           uint64_t bytes) {
+    auto kept = join(cfg.shm_dir,
+                     prefix + "pool." + std::to_string(++pool_counter));
+    if (::rename(path.c_str(), kept.c_str()) != 0) {
+      ::unlink(path.c_str());
+      return;
+    }
+    pool.push_back(pooled_segment{kept, std::move(m), bytes});
+    pool_bytes += bytes;
+  }
+
+  // Makes room for `bytes`: first drops kept segments (oldest first), then
+  // carries out `index.make_room(bytes)`. On a failed spill, the copies
   // removed so far stay removed (each is safe: evicted copies can be pulled
   // again, spilled ones are on disk) and the failing one stays in memory.
   caf::error make_room_locked(uint64_t bytes) {
+    while (!pool.empty()
+           && index.memory_used() + pool_bytes + bytes > index.capacity())
+      drop_pooled_locked(0);
     auto plan = index.make_room(bytes, !cfg.spill_dir.empty());
     if (!plan)
       return std::move(plan.error());
@@ -252,7 +326,11 @@ struct node_store::impl {
     if (auto err = make_room_locked(size))
       return err;
     auto tmp = tmp_path(id);
-    auto m = create_mapped(tmp, internal::header_size + size);
+    caf::expected<std::shared_ptr<mapping>> m{nullptr};
+    if (cfg.recycle_segments)
+      m = take_pooled_locked(tmp, size);
+    if (*m == nullptr)
+      m = create_mapped(tmp, internal::header_size + size);
     if (!m)
       return std::move(m.error());
     auto payload = (*m)->bytes() + internal::header_size;
@@ -303,6 +381,8 @@ struct node_store::impl {
   // Removes every file of this store instance (also leftovers such as the
   // `.tmp` files of aborted writers).
   void remove_all_files_locked() {
+    pool.clear();
+    pool_bytes = 0;
     for (auto& dir : {cfg.shm_dir, cfg.spill_dir}) {
       if (dir.empty())
         continue;
@@ -510,17 +590,26 @@ caf::expected<segment_writer> node_store::create(const object_id& id,
     if (s.index.find(id) != nullptr)
       return make_error(store_errc::already_exists,
                         to_string(id) + " is already in store " + s.cfg.name);
-    if (auto err = s.make_room_locked(size))
+    if (s.cfg.recycle_segments)
+      st->map = s.take_pooled_locked(st->tmp, size);
+    if (auto err = s.make_room_locked(size)) {
+      if (st->map)
+        s.keep_segment_locked(st->tmp, std::move(st->map), size);
       return err;
+    }
     st->generation = s.index.insert(id, size, kind);
   }
-  auto m = create_mapped(st->tmp, internal::header_size + size);
-  if (!m) {
-    std::lock_guard<std::mutex> guard{s.mtx};
-    s.index.erase(id);
-    return std::move(m.error());
+  if (st->map == nullptr) {
+    // A fresh segment: allocated and mapped outside the lock (the slow
+    // part of a put, see docs/performance.md).
+    auto m = create_mapped(st->tmp, internal::header_size + size);
+    if (!m) {
+      std::lock_guard<std::mutex> guard{s.mtx};
+      s.index.erase(id);
+      return std::move(m.error());
+    }
+    st->map = std::move(*m);
   }
-  st->map = std::move(*m);
   internal::object_header h;
   h.id = id;
   h.size = size;
@@ -564,15 +653,22 @@ caf::expected<buffer> node_store::get(const object_id& id) {
   return buffer{data, size, elem_size, std::move(pin)};
 }
 
-caf::expected<segment_location> node_store::locate(const object_id& id) {
+caf::expected<segment_location> node_store::acquire(const object_id& id) {
   auto& s = *impl_;
   std::lock_guard<std::mutex> guard{s.mtx};
   auto e = s.ensure_in_memory_locked(id);
   if (!e)
     return std::move(e.error());
+  s.index.pin(id);
   auto hdr = reinterpret_cast<const unsigned char*>(s.maps.at(id)->bytes());
   return segment_location{s.segment_path(id), (*e)->size,
-                          internal::get_u32(hdr + 40)};
+                          internal::get_u32(hdr + 40), (*e)->generation};
+}
+
+void node_store::release(const object_id& id, uint64_t generation) {
+  auto& s = *impl_;
+  std::lock_guard<std::mutex> guard{s.mtx};
+  s.index.unpin(id, generation);
 }
 
 bool node_store::contains(const object_id& id) const {
@@ -589,8 +685,17 @@ caf::error node_store::free(const object_id& id) {
   if (e == nullptr)
     return make_error(store_errc::not_found,
                       to_string(id) + " is not in store " + s.cfg.name);
-  if (e->in_memory)
-    ::unlink(e->sealed ? s.segment_path(id).c_str() : s.tmp_path(id).c_str());
+  if (e->in_memory) {
+    auto m = s.maps.find(id);
+    // Reuse only pages nobody maps but us (no pin: no buffer here, no
+    // acquire by another process).
+    if (s.cfg.recycle_segments && e->sealed && e->pins == 0
+        && m != s.maps.end())
+      s.keep_segment_locked(s.segment_path(id), m->second, e->size);
+    else
+      ::unlink(e->sealed ? s.segment_path(id).c_str()
+                         : s.tmp_path(id).c_str());
+  }
   if (e->on_disk)
     ::unlink(s.spill_path(id).c_str());
   s.maps.erase(id);
@@ -614,6 +719,9 @@ store_stats node_store::stats() const {
   r.spill_writes = s.spill_writes;
   r.spills = s.spills;
   r.restores = s.restores;
+  r.pooled = s.pool.size();
+  r.pooled_bytes = s.pool_bytes;
+  r.reused = s.reused;
   return r;
 }
 

@@ -109,9 +109,9 @@ void store_index::pin(const object_id& id) {
 
 bool store_index::unpin(const object_id& id, uint64_t generation) {
   auto i = entries_.find(id);
-  if (i == entries_.end() || i->second.generation != generation)
+  if (i == entries_.end() || i->second.generation != generation
+      || i->second.pins == 0)
     return false;
-  assert(i->second.pins > 0);
   --i->second.pins;
   return true;
 }

@@ -1,5 +1,6 @@
 // The transfer protocol (docs/formats.md): server and client.
 
+#include "dref/store/node_reader.hpp"
 #include "dref/store/transfer_client.hpp"
 #include "dref/store/transfer_server.hpp"
 
@@ -145,10 +146,11 @@ struct response {
   uint16_t status = 0;
   uint64_t size = 0;
   uint32_t elem_size = 0;
+  uint64_t generation = 0;
 };
 
 caf::error send_request(int fd, const store_endpoint& at, wire_op op,
-                        const object_id& id) {
+                        const object_id& id, uint64_t generation = 0) {
   unsigned char req[wire_header_size] = {};
   put_u32(req, internal::wire_magic);
   uint16_t version = internal::wire_version;
@@ -157,6 +159,7 @@ caf::error send_request(int fd, const store_endpoint& at, wire_op op,
   std::memcpy(req + 6, &op16, 2);
   put_u64(req + 8, id.owner);
   put_u64(req + 16, id.seq);
+  put_u64(req + 24, generation);
   if (int rc = send_all(fd, req, sizeof(req)))
     return transfer_error(at, "sending request: " + describe(rc));
   return caf::none;
@@ -173,6 +176,7 @@ caf::expected<response> read_response(int fd, const store_endpoint& at) {
   std::memcpy(&r.status, hdr + 4, 2);
   r.size = get_u64(hdr + 8);
   r.elem_size = get_u32(hdr + 16);
+  r.generation = get_u64(hdr + 20);
   if (r.status != 0) {
     std::string text(std::min<uint64_t>(r.size, 4096), '\0');
     if (int rc = recv_all(fd, text.data(), text.size()))
@@ -224,21 +228,30 @@ struct transfer_server::impl {
   }
 
   int respond(int fd, wire_op op, uint64_t size, uint32_t elem_size,
-              const void* body) {
+              const void* body, uint64_t generation = 0) {
     unsigned char hdr[wire_header_size] = {};
     put_u32(hdr, internal::wire_magic);
     auto op16 = static_cast<uint16_t>(op);
     std::memcpy(hdr + 6, &op16, 2);
     put_u64(hdr + 8, size);
     put_u32(hdr + 16, elem_size);
+    put_u64(hdr + 20, generation);
     if (int rc = send_all(fd, hdr, sizeof(hdr)))
       return rc;
     return send_all(fd, body, size);
   }
 
-  // Serves one connection until the peer closes it or the server stops.
+  // Serves one connection until the peer closes it or the server stops,
+  // then releases the pins the peer still holds.
   void serve(int fd) {
-    set_timeouts(fd, std::chrono::hours{1});
+    set_timeouts(fd, std::chrono::minutes{10});
+    std::vector<std::pair<object_id, uint64_t>> held;
+    serve(fd, held);
+    for (auto& [id, generation] : held)
+      store->release(id, generation);
+  }
+
+  void serve(int fd, std::vector<std::pair<object_id, uint64_t>>& held) {
     for (;;) {
       unsigned char req[wire_header_size];
       if (recv_all(fd, req, sizeof(req)) != 0)
@@ -272,14 +285,26 @@ struct transfer_server::impl {
           }
           break;
         }
-        case wire_op::locate: {
-          auto loc = store->locate(id);
+        case wire_op::acquire: {
+          auto loc = store->acquire(id);
           if (!loc) {
             respond_error(fd, op, loc.error());
             break;
           }
+          held.emplace_back(id, loc->generation);
           rc = respond(fd, op, loc->path.size(), loc->elem_size,
-                       loc->path.data());
+                       loc->path.data(), loc->generation);
+          break;
+        }
+        case wire_op::release: {
+          auto generation = get_u64(req + 24);
+          auto i = std::find(held.begin(), held.end(),
+                             std::make_pair(id, generation));
+          if (i != held.end()) {
+            held.erase(i);
+            store->release(id, generation);
+          }
+          rc = respond(fd, op, 0, 0, nullptr);
           break;
         }
         case wire_op::stats: {
@@ -515,38 +540,6 @@ void transfer_client::on_transfer_start(
   hook_ = std::move(hook);
 }
 
-caf::expected<segment_location>
-transfer_client::locate(const object_id& id, const store_endpoint& at,
-                        std::chrono::milliseconds timeout) {
-  auto c = connect_to(at, timeout);
-  if (!c)
-    return std::move(c.error());
-  if (auto err = send_request(c->fd, at, wire_op::locate, id))
-    return err;
-  auto r = read_response(c->fd, at);
-  if (!r)
-    return std::move(r.error());
-  segment_location loc;
-  loc.path.resize(static_cast<size_t>(std::min<uint64_t>(r->size, 4096)));
-  if (int rc = recv_all(c->fd, loc.path.data(), loc.path.size()))
-    return transfer_error(at, "reading location: " + describe(rc));
-  loc.elem_size = r->elem_size;
-  return loc;
-}
-
-caf::expected<buffer>
-transfer_client::get_same_node(const object_id& id, const store_endpoint& at,
-                               std::chrono::milliseconds timeout) {
-  for (int attempt = 0;; ++attempt) {
-    auto loc = locate(id, at, timeout);
-    if (!loc)
-      return std::move(loc.error());
-    auto buf = map_sealed_segment(loc->path);
-    if (buf || attempt == 1 || !is(buf.error(), store_errc::not_found))
-      return buf;
-  }
-}
-
 caf::expected<std::pair<uint64_t, uint64_t>>
 transfer_client::server_stats(const store_endpoint& at,
                               std::chrono::milliseconds timeout) {
@@ -564,6 +557,102 @@ transfer_client::server_stats(const store_endpoint& at,
   if (int rc = recv_all(c->fd, body, sizeof(body)))
     return transfer_error(at, "reading stats: " + describe(rc));
   return std::make_pair(get_u64(body), get_u64(body + 8));
+}
+
+// -- node_reader --------------------------------------------------------------
+
+struct node_reader::impl {
+  store_endpoint at;
+  mutable std::mutex mtx;
+  connection conn; // guarded by mtx
+  size_t held = 0; // guarded by mtx
+
+  // One request/response on the connection; the body of a successful
+  // response is read into `body`.
+  caf::expected<response> call(wire_op op, const object_id& id,
+                               uint64_t generation, std::string* body) {
+    if (auto err = send_request(conn.fd, at, op, id, generation))
+      return err;
+    auto r = read_response(conn.fd, at);
+    if (!r)
+      return r;
+    if (r->size > 4096)
+      return transfer_error(at, "response body too large");
+    std::string text(static_cast<size_t>(r->size), '\0');
+    if (int rc = recv_all(conn.fd, text.data(), text.size()))
+      return transfer_error(at, "reading response: " + describe(rc));
+    if (body != nullptr)
+      *body = std::move(text);
+    return r;
+  }
+};
+
+namespace {
+
+/// A reader's view of an acquired segment: unmaps, then releases the pin.
+struct reader_pin {
+  std::weak_ptr<node_reader::impl> reader;
+  object_id id;
+  uint64_t generation = 0;
+  buffer mapped;
+  ~reader_pin() {
+    mapped = buffer{}; // unmap first: the pages may be reused once released
+    if (auto r = reader.lock()) {
+      std::lock_guard<std::mutex> guard{r->mtx};
+      --r->held;
+      r->call(wire_op::release, id, generation, nullptr);
+    }
+  }
+};
+
+} // namespace
+
+node_reader::node_reader(std::shared_ptr<impl> ptr) : impl_(std::move(ptr)) {
+  // nop
+}
+
+caf::expected<node_reader>
+node_reader::connect(const store_endpoint& at,
+                     std::chrono::milliseconds timeout) {
+  auto c = connect_to(at, timeout);
+  if (!c)
+    return std::move(c.error());
+  auto ptr = std::make_shared<impl>();
+  ptr->at = at;
+  ptr->conn.fd = c->fd;
+  c->fd = -1;
+  return node_reader{std::move(ptr)};
+}
+
+caf::expected<buffer> node_reader::get(const object_id& id) {
+  auto& r = *impl_;
+  std::string path;
+  uint64_t generation = 0;
+  {
+    std::lock_guard<std::mutex> guard{r.mtx};
+    auto res = r.call(wire_op::acquire, id, 0, &path);
+    if (!res)
+      return std::move(res.error());
+    generation = res->generation;
+    ++r.held;
+  }
+  auto pin = std::make_shared<reader_pin>();
+  pin->reader = impl_;
+  pin->id = id;
+  pin->generation = generation;
+  auto mapped = map_sealed_segment(path);
+  if (!mapped)
+    return std::move(mapped.error()); // the pin releases itself
+  pin->mapped = *mapped;
+  auto data = mapped->data();
+  auto size = mapped->size();
+  auto elem_size = mapped->elem_size();
+  return buffer{data, size, elem_size, std::move(pin)};
+}
+
+size_t node_reader::held() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->held;
 }
 
 } // namespace dref

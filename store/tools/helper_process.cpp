@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -24,6 +25,7 @@
 #include "caf/message.hpp"
 
 #include "dref/store/error.hpp"
+#include "dref/store/node_reader.hpp"
 #include "dref/store/node_store.hpp"
 #include "dref/store/transfer_client.hpp"
 #include "dref/store/transfer_server.hpp"
@@ -272,10 +274,12 @@ struct helper_state {
   std::unique_ptr<transfer_server> server;
   std::unique_ptr<transfer_client> client;
   std::vector<buffer> slots;
+  std::map<uint16_t, node_reader> readers;
   ~helper_state() {
     client.reset();
     server.reset(); // before the store it serves
     slots.clear();
+    readers.clear();
     store.reset();
   }
 };
@@ -333,9 +337,16 @@ std::string run_command(helper_state& st, const std::vector<std::string>& w) {
   if (cmd == "map") {
     object_id id{u64(1), u64(2)};
     store_endpoint at{"127.0.0.1", static_cast<uint16_t>(u64(3))};
+    auto reader = st.readers.find(at.port);
+    if (reader == st.readers.end()) {
+      auto r = node_reader::connect(at);
+      if (!r)
+        return "err " + render(r.error());
+      reader = st.readers.emplace(at.port, std::move(*r)).first;
+    }
     auto heap0 = heap_bytes();
     auto t0 = clock_type::now();
-    auto buf = transfer_client::get_same_node(id, at);
+    auto buf = reader->second.get(id);
     auto us_map = us_since(t0);
     if (!buf)
       return "err " + render(buf.error());

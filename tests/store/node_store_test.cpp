@@ -163,7 +163,8 @@ TEST_CASE("freeing an object deletes its segment, its spill file and its "
   CHECK(st.objects == 0);
   CHECK(st.memory_bytes == 0);
   CHECK(f.spill.entries().empty());
-  CHECK(f.shm_files().size() == 1); // only the lock file
+  CHECK(f.shm_files_but_pool().size() == 1); // only the lock file
+  CHECK(f.shm_files().size() == 1 + st.pooled);
   auto twice = f.store->free(oid(1));
   CHECK(store_code(twice) == code(store_errc::not_found));
 }
@@ -201,7 +202,7 @@ TEST_CASE("a sealed segment is mapped read-only by path, and an unsealed "
   store_fixture f{64 * mib};
   auto v = pattern(3, 5000);
   REQUIRE(f.store->put(oid(1), v.data(), v.size()));
-  auto loc = f.store->locate(oid(1));
+  auto loc = f.store->acquire(oid(1));
   REQUIRE(loc);
   CHECK(loc->path == f.store->segment_path(oid(1)));
   auto mapped = map_sealed_segment(loc->path);
@@ -260,4 +261,72 @@ TEST_CASE("closing a store removes every file it made, also of an "
   }
   CHECK(files_with_prefix("/dev/shm", files_of_store(name)).empty());
   CHECK(spill.entries().empty());
+}
+
+TEST_CASE("a freed segment is reused for the next object of a similar size, "
+          "keeping memory within the capacity") {
+  store_fixture f{16 * mib};
+  auto a = pattern(1, 6 * mib);
+  auto b = pattern(2, 5 * mib);
+  const char* first = nullptr;
+  {
+    auto put = f.store->put(oid(1), a.data(), a.size());
+    REQUIRE(put);
+    first = put->data();
+  }
+  REQUIRE_FALSE(f.store->free(oid(1)));
+  auto st = f.store->stats();
+  CHECK(st.pooled == 1);
+  CHECK(st.pooled_bytes == 6 * mib);
+  CHECK(st.memory_bytes == 0);
+  auto put = f.store->put(oid(2), b.data(), b.size());
+  REQUIRE(put);
+  CHECK(put->data() == first); // the same pages, still mapped
+  CHECK(std::memcmp(put->data(), b.data(), b.size()) == 0);
+  st = f.store->stats();
+  CHECK(st.reused == 1);
+  CHECK(st.pooled == 0);
+  CHECK(st.memory_bytes == 5 * mib);
+  struct stat sb;
+  REQUIRE(::stat(f.store->segment_path(oid(2)).c_str(), &sb) == 0);
+  CHECK(static_cast<uint64_t>(sb.st_size) == 64 + 5 * mib); // trimmed
+  // Kept segments go first when room is needed.
+  *put = buffer{};
+  REQUIRE_FALSE(f.store->free(oid(2)));
+  auto c = pattern(3, 14 * mib);
+  REQUIRE(f.store->put(oid(3), c.data(), c.size()));
+  st = f.store->stats();
+  CHECK(st.pooled == 0);
+  CHECK(st.memory_bytes + st.pooled_bytes <= st.capacity);
+}
+
+TEST_CASE("a segment still viewed by a buffer is never reused: freeing it "
+          "unlinks it") {
+  store_fixture f{16 * mib};
+  auto a = pattern(1, 4 * mib);
+  auto b = pattern(2, 4 * mib);
+  auto held = f.store->put(oid(1), a.data(), a.size());
+  REQUIRE(held);
+  REQUIRE_FALSE(f.store->free(oid(1)));
+  CHECK(f.store->stats().pooled == 0);
+  REQUIRE(f.store->put(oid(2), b.data(), b.size()));
+  CHECK(f.store->stats().reused == 0);
+  CHECK(std::memcmp(held->data(), a.data(), a.size()) == 0);
+}
+
+TEST_CASE("an acquire pins like a buffer until it is released") {
+  store_fixture f{8 * mib};
+  auto a = pattern(1, 5 * mib);
+  REQUIRE(f.store->put(oid(1), a.data(), a.size(), copy_kind::secondary));
+  auto loc = f.store->acquire(oid(1));
+  REQUIRE(loc);
+  auto b = pattern(2, 5 * mib);
+  auto full = f.store->put(oid(2), b.data(), b.size());
+  REQUIRE_FALSE(full);
+  CHECK(store_code(full.error()) == code(store_errc::store_full));
+  f.store->release(oid(1), loc->generation);
+  f.store->release(oid(1), loc->generation); // a second release is ignored
+  auto put = f.store->put(oid(2), b.data(), b.size());
+  REQUIRE_MESSAGE(put, describe(put ? caf::error{} : put.error()));
+  CHECK_FALSE(f.store->contains(oid(1)));
 }

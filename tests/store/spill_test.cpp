@@ -99,7 +99,10 @@ TEST_CASE("a workload of three times the capacity is spilled and restored "
   for (size_t i = 1; i <= sizes.size(); ++i)
     CHECK_FALSE(s.free(oid(i)));
   CHECK(f.spill.entries().empty());
-  CHECK(f.shm_files().size() == 1); // the lock only
+  CHECK(f.shm_files_but_pool().size() == 1); // the lock (and kept segments)
+  st = s.stats();
+  CHECK(st.memory_bytes == 0);
+  CHECK(st.pooled_bytes <= capacity);
 }
 
 TEST_CASE("a put that cannot fit even after spilling fails with store_full "

@@ -172,6 +172,10 @@ TEST_CASE("an unpin of a freed incarnation does not touch a new one") {
   ix.pin(oid(1));
   CHECK_FALSE(ix.unpin(oid(1), old_gen));
   CHECK(ix.find(oid(1))->pins == 1);
+  auto gen = ix.find(oid(1))->generation;
+  CHECK(ix.unpin(oid(1), gen));
+  CHECK_FALSE(ix.unpin(oid(1), gen)); // no pin left: no underflow
+  CHECK(ix.find(oid(1))->pins == 0);
 }
 
 TEST_CASE("touch moves an object to the most recently used end") {

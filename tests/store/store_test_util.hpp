@@ -145,6 +145,15 @@ struct store_fixture {
     return files_with_prefix("/dev/shm", files_of_store(name));
   }
 
+  /// shm_files() without the kept (reusable) segments of freed objects.
+  std::vector<std::string> shm_files_but_pool() const {
+    std::vector<std::string> out;
+    for (auto& n : shm_files())
+      if (n.find(".pool.") == std::string::npos)
+        out.push_back(n);
+    return out;
+  }
+
   ~store_fixture() {
     store.reset();
     CHECK(shm_files().empty());

@@ -27,6 +27,12 @@ struct store_config {
   /// Where spilled values go (must exist). Empty: no spilling; a put that
   /// needs it fails with `store_full`.
   std::string spill_dir;
+  /// Keep the segments of freed objects (their pages allocated and mapped)
+  /// and reuse them for new objects: allocating and mapping fresh tmpfs
+  /// pages costs far more than copying into them (docs/performance.md).
+  /// Kept segments count against `capacity` and go first when room is
+  /// needed.
+  bool recycle_segments = true;
   /// Fault hook for tests: called before writing each spill file; an error
   /// it returns is handled exactly as a failed write of that file.
   std::function<caf::error(const object_id&)> spill_fault;
@@ -48,14 +54,21 @@ struct store_stats {
   uint64_t spill_writes = 0;
   uint64_t spills = 0;
   uint64_t restores = 0;
+  /// Segments kept for reuse (`recycle_segments`), their value bytes, and
+  /// how many new objects reused one.
+  uint64_t pooled = 0;
+  uint64_t pooled_bytes = 0;
+  uint64_t reused = 0;
 };
 
-/// Where a sealed object's segment is, for readers in other processes on
-/// the node (see `map_sealed_segment`).
+/// Where a sealed object's segment is, for a reader in another process on
+/// the node (see `node_store::acquire`).
 struct segment_location {
   std::string path;
   uint64_t size = 0;
   uint32_t elem_size = 0;
+  /// The incarnation pinned by `acquire`; pass it back to `release`.
+  uint64_t generation = 0;
 };
 
 /// Fills one new object's segment: `data()` is writable until `seal()`.
@@ -100,13 +113,16 @@ private:
 ///    `<name>.tmp` is created, allocated and mapped read-write;
 /// 2. the writer fills it; 3. seal: header marked sealed, mapping made
 ///    read-only, file renamed to its final name; only then can anyone read;
-/// 4. get/locate: in-process readers get a pinned view of the mapping;
-///    other processes on the node map the file read-only;
+/// 4. get/acquire: in-process readers get a pinned view of the mapping;
+///    other processes on the node pin it (`acquire`) and map the file
+///    read-only;
 /// 5. evict (secondary) / spill (primary) when room is needed;
 /// 6. restore: a get of a spilled object reads its spill file back into a
 ///    new segment (checking magic, version, size and CRC-32C);
-/// 7. free: every copy goes (segment and spill file). Mappings held by
-///    readers stay valid until they drop them.
+/// 7. free: every copy goes (segment and spill file). An unpinned
+///    segment is kept for reuse (`recycle_segments`); a pinned one is
+///    unlinked, and the mappings its readers hold stay valid until they
+///    drop them.
 /// Each step ends in success or a definite `store_errc`; none waits for
 /// anything but local I/O.
 ///
@@ -158,11 +174,16 @@ public:
   /// `io_error`.
   caf::expected<buffer> get(const object_id& id);
 
-  /// Like `get`, but for a reader in another process: makes sure the value
-  /// is in memory and returns its segment's path. Not pinned: if the value
-  /// is evicted before the reader maps it, the map fails with `not_found`
-  /// and the reader asks again.
-  caf::expected<segment_location> locate(const object_id& id);
+  /// Like `get`, for a reader in another process: makes sure the value is
+  /// in memory, pins it, and returns its segment's path. The pin lasts until
+  /// `release` (the transfer server also releases the pins of a connection
+  /// that closes, so a reader that dies leaks none). While pinned, the
+  /// segment is neither evicted, spilled nor reused; a free unlinks it
+  /// but never reuses its pages.
+  caf::expected<segment_location> acquire(const object_id& id);
+
+  /// Drops the pin of an `acquire` (a no-op if that incarnation is gone).
+  void release(const object_id& id, uint64_t generation);
 
   /// True if the object is sealed here (in memory or on disk).
   bool contains(const object_id& id) const;
@@ -187,9 +208,11 @@ private:
   std::shared_ptr<impl> impl_;
 };
 
-/// Maps a sealed segment read-only (a reader in another process on the
-/// node). Fails with `not_found` (no such file), `corrupt` (bad header or
-/// not sealed), `io_error`.
+/// Maps a sealed segment read-only (for a reader in another process on the
+/// node; `node_reader` does it for you). Hold an `acquire` of the object
+/// for as long as the mapping lives: an unpinned segment's pages may be
+/// reused for another object once it is freed. Fails with `not_found` (no
+/// such file), `corrupt` (bad header or not sealed), `io_error`.
 caf::expected<buffer> map_sealed_segment(const std::string& path);
 
 /// Removes the files of dead stores (lock file not held) from `shm_dir` and

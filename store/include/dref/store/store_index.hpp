@@ -106,7 +106,7 @@ public:
   void pin(const object_id& id);
 
   /// Drops one pin of incarnation `generation`; false if that incarnation
-  /// is gone (freed meanwhile).
+  /// is gone (freed meanwhile) or has no pin left (a double release).
   bool unpin(const object_id& id, uint64_t generation);
 
   /// A spill file for `id` now exists.

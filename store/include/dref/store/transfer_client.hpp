@@ -59,19 +59,6 @@ public:
   /// Test hook: runs in the transferring thread before it connects.
   void on_transfer_start(std::function<void(const object_id&)> hook);
 
-  /// Same-node read: asks the store behind `at` where the object's segment
-  /// is (it restores a spilled value first) and maps it read-only. Retries
-  /// once if the object was evicted in between.
-  static caf::expected<buffer> get_same_node(const object_id& id,
-                                             const store_endpoint& at,
-                                             std::chrono::milliseconds timeout
-                                             = std::chrono::seconds{30});
-
-  /// The segment location only (see `node_store::locate`).
-  static caf::expected<segment_location>
-  locate(const object_id& id, const store_endpoint& at,
-         std::chrono::milliseconds timeout = std::chrono::seconds{30});
-
   /// The server's counters: pulls served, bytes served.
   static caf::expected<std::pair<uint64_t, uint64_t>>
   server_stats(const store_endpoint& at,
