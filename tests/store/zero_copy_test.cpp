@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -125,5 +127,63 @@ TEST_CASE("a value spilled at the store is restored when a reader in "
   CHECK(std::stoull(w[6]) == tools::checksum(va.data(), va.size()));
   CHECK(f.store->stats().restores == 1);
   helper->reset();
+  server->reset();
+}
+
+TEST_CASE("what a reader in another process maps stays pinned: not evicted, "
+          "not reused after a free, and its pins go when it dies") {
+  // Scenario: this process's store (8 MiB) holds a 5 MiB secondary copy; a
+  // helper process maps it through a node_reader (an acquire over its
+  // connection). A put needing that room fails with store_full: the pin
+  // holds. A free unlinks the segment without keeping it for reuse, and
+  // the reader still reads the old bytes. Then a second object is mapped
+  // by the helper, the helper is SIGKILLed, and the store drops the dead
+  // reader's pin when the connection closes: a put that needs the room
+  // then succeeds (waiting for the server to see the close, bounded).
+  store_fixture f{8 * mib};
+  object_id a{0x2C2, 1};
+  object_id b{0x2C2, 2};
+  auto va = pattern(1, 5 * mib);
+  REQUIRE(f.store->put(a, va.data(), va.size(), copy_kind::secondary));
+  auto server = transfer_server::start(*f.store);
+  REQUIRE(server);
+  auto port = std::to_string((*server)->port());
+  auto helper = tools::helper_process::start();
+  REQUIRE(helper);
+  auto map = [&](const object_id& id) {
+    auto reply = (*helper)->call("map " + std::to_string(id.owner) + " "
+                                 + std::to_string(id.seq) + " " + port);
+    REQUIRE(reply);
+    auto w = tools::words(*reply);
+    REQUIRE(w.size() == 10);
+    return w;
+  };
+  auto wa = map(a);
+  auto vb = pattern(2, 5 * mib);
+  auto full = f.store->put(b, vb.data(), vb.size());
+  REQUIRE_FALSE(full);
+  CHECK(store_code(full.error()) == code(store_errc::store_full));
+  // Free while mapped elsewhere: unlinked, not kept for reuse.
+  REQUIRE_FALSE(f.store->free(a));
+  CHECK(f.store->stats().pooled == 0);
+  auto seen = (*helper)->call("peek " + wa[0] + " 4242");
+  REQUIRE(seen);
+  CHECK(std::stoul(*seen) == static_cast<unsigned char>(va[4242]));
+  // A second object, mapped by the helper, then the helper dies.
+  REQUIRE(f.store->put(b, vb.data(), vb.size(), copy_kind::secondary));
+  map(b);
+  (*helper)->kill_and_reap();
+  object_id c{0x2C2, 3};
+  auto vc = pattern(3, 5 * mib);
+  caf::expected<buffer> put{caf::error{}};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+  do {
+    put = f.store->put(c, vc.data(), vc.size());
+    if (!put)
+      std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  } while (!put && store_code(put.error()) == code(store_errc::store_full)
+           && std::chrono::steady_clock::now() < deadline);
+  REQUIRE_MESSAGE(put, "the dead reader's pin was never released");
+  CHECK_FALSE(f.store->contains(b)); // evicted once unpinned
   server->reset();
 }
