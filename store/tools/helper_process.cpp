@@ -22,7 +22,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "caf/actor_system.hpp"
+#include "caf/actor_system_config.hpp"
+#include "caf/event_based_actor.hpp"
+#include "caf/io/middleman.hpp"
 #include "caf/message.hpp"
+#include "caf/send.hpp"
 
 #include "dref/store/error.hpp"
 #include "dref/store/node_reader.hpp"
@@ -275,7 +280,16 @@ struct helper_state {
   std::unique_ptr<transfer_client> client;
   std::vector<buffer> slots;
   std::map<uint16_t, node_reader> readers;
+  // The CAF baseline: an actor system publishing a chunk server.
+  std::unique_ptr<caf::actor_system_config> caf_cfg;
+  std::unique_ptr<caf::actor_system> caf_sys;
+  caf::actor caf_server;
   ~helper_state() {
+    if (caf_server)
+      caf::anon_send_exit(caf_server, caf::exit_reason::user_shutdown);
+    caf_server = nullptr;
+    caf_sys.reset();
+    caf_cfg.reset();
     client.reset();
     server.reset(); // before the store it serves
     slots.clear();
@@ -382,6 +396,29 @@ std::string run_command(helper_state& st, const std::vector<std::string>& w) {
     return "ok " + std::to_string(st.server->pulls_served()) + " "
            + std::to_string(st.server->bytes_served()) + " "
            + std::to_string(st.client->transfers());
+  }
+  if (cmd == "caf_serve") {
+    // Publishes an actor answering (offset, length) with that many bytes
+    // of pattern(seed) as a std::vector<char> (CAF's fast blob type).
+    auto value = std::make_shared<std::vector<char>>(u64(1));
+    fill_pattern(u64(2), value->data(), value->size());
+    st.caf_cfg = std::make_unique<caf::actor_system_config>();
+    st.caf_cfg->load<caf::io::middleman>();
+    st.caf_sys = std::make_unique<caf::actor_system>(*st.caf_cfg);
+    st.caf_server = st.caf_sys->spawn([value](caf::event_based_actor*) {
+      return caf::behavior{
+        [value](uint64_t offset, uint64_t length) {
+          auto first = value->begin() + static_cast<ptrdiff_t>(offset);
+          return std::vector<char>(first,
+                                   first + static_cast<ptrdiff_t>(length));
+        },
+      };
+    });
+    auto port = st.caf_sys->middleman().publish(st.caf_server, 0,
+                                                "127.0.0.1", true);
+    if (!port)
+      return "err cannot publish: " + st.caf_sys->render(port.error());
+    return "ok " + std::to_string(*port);
   }
   if (cmd == "tcp_send") {
     auto port = static_cast<uint16_t>(u64(1));

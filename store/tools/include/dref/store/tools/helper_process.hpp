@@ -27,6 +27,7 @@ namespace dref::tools {
 ///   peek <slot> <offset> / drop <slot>        read / release a kept view
 ///   stats                                     server and client counters
 ///   tcp_send <port> <bytes>                   raw TCP stream (baseline)
+///   caf_serve <size> <seed>                   CAF chunk server (baseline)
 ///   exit
 ///
 /// Ownership: the destructor closes the helper's stdin, waits up to 10 s
