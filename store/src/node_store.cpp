@@ -427,6 +427,8 @@ segment_writer::segment_writer(std::unique_ptr<state> st)
   // nop
 }
 
+segment_writer::segment_writer() = default;
+
 segment_writer::segment_writer(segment_writer&&) noexcept = default;
 
 segment_writer& segment_writer::operator=(segment_writer&& other) noexcept {
@@ -447,6 +449,15 @@ char* segment_writer::data() const noexcept {
 
 uint64_t segment_writer::size() const noexcept {
   return st_ ? st_->size : 0;
+}
+
+const std::string& segment_writer::path() const noexcept {
+  static const std::string none;
+  return st_ ? st_->tmp : none;
+}
+
+uint64_t segment_writer::generation() const noexcept {
+  return st_ ? st_->generation : 0;
 }
 
 void segment_writer::abort() {

@@ -1,6 +1,6 @@
 // The transfer protocol (docs/formats.md): server and client.
 
-#include "dref/store/node_reader.hpp"
+#include "dref/store/node_client.hpp"
 #include "dref/store/transfer_client.hpp"
 #include "dref/store/transfer_server.hpp"
 
@@ -18,12 +18,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "dref/store/error.hpp"
 
 #include "format.hpp"
+#include "os.hpp"
 
 namespace dref {
 
@@ -150,8 +152,10 @@ struct response {
 };
 
 caf::error send_request(int fd, const store_endpoint& at, wire_op op,
-                        const object_id& id, uint64_t generation = 0) {
-  unsigned char req[wire_header_size] = {};
+                        const object_id& id, uint64_t argument = 0,
+                        uint32_t elem_size = 0,
+                        copy_kind kind = copy_kind::primary) {
+  unsigned char req[internal::wire_request_size] = {};
   put_u32(req, internal::wire_magic);
   uint16_t version = internal::wire_version;
   auto op16 = static_cast<uint16_t>(op);
@@ -159,7 +163,9 @@ caf::error send_request(int fd, const store_endpoint& at, wire_op op,
   std::memcpy(req + 6, &op16, 2);
   put_u64(req + 8, id.owner);
   put_u64(req + 16, id.seq);
-  put_u64(req + 24, generation);
+  put_u64(req + 24, argument);
+  put_u32(req + 32, elem_size);
+  req[36] = static_cast<unsigned char>(kind);
   if (int rc = send_all(fd, req, sizeof(req)))
     return transfer_error(at, "sending request: " + describe(rc));
   return caf::none;
@@ -243,17 +249,25 @@ struct transfer_server::impl {
 
   // Serves one connection until the peer closes it or the server stops,
   // then releases the pins the peer still holds.
+  /// What a connection holds: pins of acquires, objects being written.
+  struct session {
+    std::vector<std::pair<object_id, uint64_t>> held;
+    std::unordered_map<object_id, segment_writer> writing;
+  };
+
   void serve(int fd) {
     set_timeouts(fd, std::chrono::minutes{10});
-    std::vector<std::pair<object_id, uint64_t>> held;
-    serve(fd, held);
-    for (auto& [id, generation] : held)
+    session ses;
+    serve(fd, ses);
+    for (auto& [id, generation] : ses.held)
       store->release(id, generation);
+    // ses.writing: unsealed writers abort when destroyed.
   }
 
-  void serve(int fd, std::vector<std::pair<object_id, uint64_t>>& held) {
+  void serve(int fd, session& ses) {
+    auto& held = ses.held;
     for (;;) {
-      unsigned char req[wire_header_size];
+      unsigned char req[internal::wire_request_size];
       if (recv_all(fd, req, sizeof(req)) != 0)
         return;
       uint16_t version = 0;
@@ -303,6 +317,45 @@ struct transfer_server::impl {
           if (i != held.end()) {
             held.erase(i);
             store->release(id, generation);
+          }
+          rc = respond(fd, op, 0, 0, nullptr);
+          break;
+        }
+        case wire_op::create: {
+          auto kind = req[36] == 1 ? copy_kind::secondary : copy_kind::primary;
+          auto w = store->create(id, get_u64(req + 24), kind,
+                                 get_u32(req + 32));
+          if (!w) {
+            respond_error(fd, op, w.error());
+            break;
+          }
+          auto path = w->path();
+          auto generation = w->generation();
+          ses.writing[id] = std::move(*w);
+          rc = respond(fd, op, path.size(), 0, path.data(), generation);
+          break;
+        }
+        case wire_op::seal:
+        case wire_op::abort: {
+          auto i = ses.writing.find(id);
+          if (i == ses.writing.end()) {
+            respond_error(fd, op,
+                          make_error(store_errc::not_found,
+                                     to_string(id)
+                                       + " is not being written here"));
+            break;
+          }
+          auto w = std::move(i->second);
+          ses.writing.erase(i);
+          if (op == wire_op::abort) {
+            w.abort();
+            rc = respond(fd, op, 0, 0, nullptr);
+            break;
+          }
+          auto sealed = w.seal();
+          if (!sealed) {
+            respond_error(fd, op, sealed.error());
+            break;
           }
           rc = respond(fd, op, 0, 0, nullptr);
           break;
@@ -559,9 +612,9 @@ transfer_client::server_stats(const store_endpoint& at,
   return std::make_pair(get_u64(body), get_u64(body + 8));
 }
 
-// -- node_reader --------------------------------------------------------------
+// -- node_client --------------------------------------------------------------
 
-struct node_reader::impl {
+struct node_client::impl {
   store_endpoint at;
   mutable std::mutex mtx;
   connection conn; // guarded by mtx
@@ -570,8 +623,11 @@ struct node_reader::impl {
   // One request/response on the connection; the body of a successful
   // response is read into `body`.
   caf::expected<response> call(wire_op op, const object_id& id,
-                               uint64_t generation, std::string* body) {
-    if (auto err = send_request(conn.fd, at, op, id, generation))
+                               uint64_t argument, std::string* body,
+                               uint32_t elem_size = 0,
+                               copy_kind kind = copy_kind::primary) {
+    if (auto err = send_request(conn.fd, at, op, id, argument, elem_size,
+                                kind))
       return err;
     auto r = read_response(conn.fd, at);
     if (!r)
@@ -591,7 +647,7 @@ namespace {
 
 /// A reader's view of an acquired segment: unmaps, then releases the pin.
 struct reader_pin {
-  std::weak_ptr<node_reader::impl> reader;
+  std::weak_ptr<node_client::impl> reader;
   object_id id;
   uint64_t generation = 0;
   buffer mapped;
@@ -607,12 +663,12 @@ struct reader_pin {
 
 } // namespace
 
-node_reader::node_reader(std::shared_ptr<impl> ptr) : impl_(std::move(ptr)) {
+node_client::node_client(std::shared_ptr<impl> ptr) : impl_(std::move(ptr)) {
   // nop
 }
 
-caf::expected<node_reader>
-node_reader::connect(const store_endpoint& at,
+caf::expected<node_client>
+node_client::connect(const store_endpoint& at,
                      std::chrono::milliseconds timeout) {
   auto c = connect_to(at, timeout);
   if (!c)
@@ -621,10 +677,10 @@ node_reader::connect(const store_endpoint& at,
   ptr->at = at;
   ptr->conn.fd = c->fd;
   c->fd = -1;
-  return node_reader{std::move(ptr)};
+  return node_client{std::move(ptr)};
 }
 
-caf::expected<buffer> node_reader::get(const object_id& id) {
+caf::expected<buffer> node_client::get(const object_id& id) {
   auto& r = *impl_;
   std::string path;
   uint64_t generation = 0;
@@ -650,9 +706,99 @@ caf::expected<buffer> node_reader::get(const object_id& id) {
   return buffer{data, size, elem_size, std::move(pin)};
 }
 
-size_t node_reader::held() const {
+size_t node_client::held() const {
   std::lock_guard<std::mutex> guard{impl_->mtx};
   return impl_->held;
+}
+
+struct node_client::writer::state {
+  std::shared_ptr<node_client::impl> client;
+  object_id id;
+  uint64_t size = 0;
+  std::unique_ptr<internal::mapping> map;
+};
+
+node_client::writer::writer(std::unique_ptr<state> st) : st_(std::move(st)) {
+  // nop
+}
+
+node_client::writer::writer(writer&&) noexcept = default;
+
+node_client::writer& node_client::writer::operator=(writer&& other) noexcept {
+  if (this != &other) {
+    abort();
+    st_ = std::move(other.st_);
+  }
+  return *this;
+}
+
+node_client::writer::~writer() {
+  abort();
+}
+
+char* node_client::writer::data() const noexcept {
+  return st_ ? st_->map->bytes() + internal::header_size : nullptr;
+}
+
+uint64_t node_client::writer::size() const noexcept {
+  return st_ ? st_->size : 0;
+}
+
+void node_client::writer::abort() {
+  if (!st_)
+    return;
+  auto st = std::move(st_);
+  st->map.reset();
+  std::lock_guard<std::mutex> guard{st->client->mtx};
+  st->client->call(wire_op::abort, st->id, 0, nullptr);
+}
+
+caf::error node_client::writer::seal() {
+  if (!st_)
+    return make_error(store_errc::invalid_argument, "writer already done");
+  auto st = std::move(st_);
+  st->map.reset(); // unmap before the store seals (and write-protects)
+  std::lock_guard<std::mutex> guard{st->client->mtx};
+  auto r = st->client->call(wire_op::seal, st->id, 0, nullptr);
+  if (!r)
+    return std::move(r.error());
+  return caf::none;
+}
+
+caf::expected<node_client::writer>
+node_client::create(const object_id& id, uint64_t size, copy_kind kind,
+                    uint32_t elem_size) {
+  auto& c = *impl_;
+  std::string path;
+  {
+    std::lock_guard<std::mutex> guard{c.mtx};
+    auto r = c.call(wire_op::create, id, size, &path, elem_size, kind);
+    if (!r)
+      return std::move(r.error());
+  }
+  auto st = std::make_unique<writer::state>();
+  st->client = impl_;
+  st->id = id;
+  st->size = size;
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    writer aborted{std::move(st)};
+    return make_error(store_errc::io_error,
+                      "cannot open " + path + ": " + std::strerror(err));
+  }
+  auto length = internal::header_size + size;
+  auto addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                     0);
+  int err = errno;
+  ::close(fd);
+  if (addr == MAP_FAILED) {
+    writer aborted{std::move(st)};
+    return make_error(store_errc::io_error,
+                      "cannot map " + path + ": " + std::strerror(err));
+  }
+  st->map = std::make_unique<internal::mapping>(addr, length);
+  return writer{std::move(st)};
 }
 
 } // namespace dref

@@ -30,7 +30,7 @@
 #include "caf/send.hpp"
 
 #include "dref/store/error.hpp"
-#include "dref/store/node_reader.hpp"
+#include "dref/store/node_client.hpp"
 #include "dref/store/node_store.hpp"
 #include "dref/store/transfer_client.hpp"
 #include "dref/store/transfer_server.hpp"
@@ -279,7 +279,8 @@ struct helper_state {
   std::unique_ptr<transfer_server> server;
   std::unique_ptr<transfer_client> client;
   std::vector<buffer> slots;
-  std::map<uint16_t, node_reader> readers;
+  std::map<uint16_t, node_client> readers;
+  std::vector<node_client::writer> open_writers;
   // The CAF baseline: an actor system publishing a chunk server.
   std::unique_ptr<caf::actor_system_config> caf_cfg;
   std::unique_ptr<caf::actor_system> caf_sys;
@@ -293,6 +294,7 @@ struct helper_state {
     client.reset();
     server.reset(); // before the store it serves
     slots.clear();
+    open_writers.clear();
     readers.clear();
     store.reset();
   }
@@ -348,12 +350,43 @@ std::string run_command(helper_state& st, const std::vector<std::string>& w) {
     return "ok " + std::to_string(checksum(buf->data(), buf->size())) + " "
            + std::to_string(us);
   }
+  auto client_for = [&](uint16_t port) -> node_client* {
+    auto i = st.readers.find(port);
+    if (i == st.readers.end()) {
+      auto r = node_client::connect(store_endpoint{"127.0.0.1", port});
+      if (!r)
+        return nullptr;
+      i = st.readers.emplace(port, std::move(*r)).first;
+    }
+    return &i->second;
+  };
+  if (cmd == "write" || cmd == "write_open") {
+    // write <owner> <seq> <size> <seed> <port>: create, fill, seal through
+    // the node store at <port>; write_open leaves it unsealed.
+    object_id id{u64(1), u64(2)};
+    auto size = u64(3);
+    auto client = client_for(static_cast<uint16_t>(u64(5)));
+    if (client == nullptr)
+      return "err cannot connect";
+    auto t0 = clock_type::now();
+    auto w2 = client->create(id, size);
+    if (!w2)
+      return "err " + render(w2.error());
+    fill_pattern(u64(4), w2->data(), size);
+    if (cmd == "write_open") {
+      st.open_writers.push_back(std::move(*w2));
+      return "ok";
+    }
+    if (auto err = w2->seal())
+      return "err " + render(err);
+    return "ok " + std::to_string(us_since(t0));
+  }
   if (cmd == "map") {
     object_id id{u64(1), u64(2)};
     store_endpoint at{"127.0.0.1", static_cast<uint16_t>(u64(3))};
     auto reader = st.readers.find(at.port);
     if (reader == st.readers.end()) {
-      auto r = node_reader::connect(at);
+      auto r = node_client::connect(at);
       if (!r)
         return "err " + render(r.error());
       reader = st.readers.emplace(at.port, std::move(*r)).first;

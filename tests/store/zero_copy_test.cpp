@@ -133,7 +133,7 @@ TEST_CASE("a value spilled at the store is restored when a reader in "
 TEST_CASE("what a reader in another process maps stays pinned: not evicted, "
           "not reused after a free, and its pins go when it dies") {
   // Scenario: this process's store (8 MiB) holds a 5 MiB secondary copy; a
-  // helper process maps it through a node_reader (an acquire over its
+  // helper process maps it through a node_client (an acquire over its
   // connection). A put needing that room fails with store_full: the pin
   // holds. A free unlinks the segment without keeping it for reuse, and
   // the reader still reads the old bytes. Then a second object is mapped

@@ -77,7 +77,7 @@ struct segment_location {
 /// Thread safety: one thread at a time. Movable, not copyable.
 class segment_writer {
 public:
-  segment_writer() = default;
+  segment_writer();
   segment_writer(segment_writer&&) noexcept;
   segment_writer& operator=(segment_writer&&) noexcept;
   ~segment_writer();
@@ -85,6 +85,13 @@ public:
   /// The value's bytes, writable.
   char* data() const noexcept;
   uint64_t size() const noexcept;
+
+  /// The segment file being written (`<name>.tmp`); another process on the
+  /// node may map it read-write and fill it (`node_client::create`).
+  const std::string& path() const noexcept;
+
+  /// The index incarnation of the object being written.
+  uint64_t generation() const noexcept;
 
   /// Makes the object immutable and visible: marks the header sealed,
   /// write-protects the mapping and gives the segment its final name.
@@ -209,7 +216,7 @@ private:
 };
 
 /// Maps a sealed segment read-only (for a reader in another process on the
-/// node; `node_reader` does it for you). Hold an `acquire` of the object
+/// node; `node_client` does it for you). Hold an `acquire` of the object
 /// for as long as the mapping lives: an unpinned segment's pages may be
 /// reused for another object once it is freed. Fails with `not_found` (no
 /// such file), `corrupt` (bad header or not sealed), `io_error`.

@@ -24,6 +24,8 @@ namespace dref::tools {
 ///   put <owner> <seq> <size> <seed>           put pattern(seed) bytes
 ///   pull <owner> <seq> <port>                 pull from another store
 ///   map <owner> <seq> <port>                  same-node get, keep the view
+///   write <owner> <seq> <size> <seed> <port>  same-node create/fill/seal
+///   write_open <owner> <seq> <size> <seed> <port>  ... left unsealed
 ///   peek <slot> <offset> / drop <slot>        read / release a kept view
 ///   stats                                     server and client counters
 ///   tcp_send <port> <bytes>                   raw TCP stream (baseline)
