@@ -4,6 +4,8 @@
 //   tcp_stream_gbps          raw loopback TCP stream between two processes
 //   put_large_gbps           node_store::put of 100 MiB (create, copy, seal)
 //                            into a reused segment; _cold: fresh pages
+//   put_large_same_node_gbps a second process writes 100 MiB in place
+//                            (node_client create, fill, seal)
 //   get_large_same_node_us   a second process gets the 100 MiB value:
 //                            acquire over its open connection to the
 //                            store + open + mmap (no copy)
@@ -226,6 +228,27 @@ void run_store_bench(const bench_options& opts, const emit_fn& emit) {
     read_us = std::min(read_us, std::stod(w[8]));
     h.call("drop " + w[0]);
   }
+  // The helper writes 100 MiB in place into this store (node_client
+  // create, fill, seal); the store reuses the segment freed before.
+  double put_same_node = 0;
+  {
+    object_id wid{0xBE7C, 3};
+    for (size_t i = 0; i < repeat; ++i) {
+      store.free(wid);
+      auto reply = h.call("write " + std::to_string(wid.owner) + " "
+                          + std::to_string(wid.seq) + " "
+                          + std::to_string(large) + " 5 "
+                          + std::to_string((*server)->port()));
+      if (!reply) {
+        fail("write in the helper failed");
+        return;
+      }
+      auto us = std::stod(tools::words(*reply).at(0));
+      put_same_node = std::max(put_same_node,
+                               static_cast<double>(large) / us / 1e3);
+    }
+    store.free(wid);
+  }
   // Transfer: the helper's store holds a value, this store pulls it.
   auto remote_name = "bench-remote-" + std::to_string(::getpid());
   auto reply = h.call("open " + remote_name + " "
@@ -272,6 +295,7 @@ void run_store_bench(const bench_options& opts, const emit_fn& emit) {
   emit("tcp_stream_gbps", tcp, "GB/s");
   emit("put_large_gbps", put_gbps, "GB/s");
   emit("put_large_cold_gbps", put_cold_gbps, "GB/s");
+  emit("put_large_same_node_gbps", put_same_node, "GB/s");
   emit("get_large_same_node_us", get_us, "us");
   emit("get_large_same_node_read_us", read_us, "us");
   emit("memcpy_large_vs_get_large_same_node", memcpy_large / get_us, "ratio");
