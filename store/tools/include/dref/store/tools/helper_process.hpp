@@ -28,7 +28,7 @@ namespace dref::tools {
 ///   write_open <owner> <seq> <size> <seed> <port>  ... left unsealed
 ///   peek <slot> <offset> / drop <slot>        read / release a kept view
 ///   stats                                     server and client counters
-///   tcp_send <port> <bytes>                   raw TCP stream (baseline)
+///   tcp_send <port> <bytes> [source bytes]    raw TCP stream (baseline)
 ///   caf_serve <size> <seed>                   CAF chunk server (baseline)
 ///   exit
 ///
