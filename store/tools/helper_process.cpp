@@ -139,24 +139,36 @@ caf::expected<std::unique_ptr<helper_process>> helper_process::start() {
 }
 
 helper_process::~helper_process() {
-  if (to_child_ >= 0)
-    ::close(to_child_);
-  if (pid_ > 0) {
-    // It exits when its stdin closes; give it 10 s, then kill it.
-    for (int i = 0; i < 10000; ++i) {
-      int status = 0;
-      auto rc = ::waitpid(pid_, &status, WNOHANG);
-      if (rc == pid_ || (rc < 0 && errno == ECHILD)) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds{1});
-    }
-    if (pid_ > 0)
-      kill_and_reap();
-  }
+  close_and_wait();
   if (from_child_ >= 0)
     ::close(from_child_);
+}
+
+int helper_process::close_and_wait() {
+  if (to_child_ >= 0) {
+    ::close(to_child_);
+    to_child_ = -1;
+  }
+  if (pid_ <= 0)
+    return exit_code_;
+  // It exits when its stdin closes; give it 10 s, then kill it.
+  for (int i = 0; i < 10000; ++i) {
+    int status = 0;
+    auto rc = ::waitpid(pid_, &status, WNOHANG);
+    if (rc == pid_) {
+      pid_ = -1;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status)
+                                     : -WTERMSIG(status);
+      return exit_code_;
+    }
+    if (rc < 0 && errno != EINTR) {
+      pid_ = -1;
+      return exit_code_;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+  kill_and_reap();
+  return exit_code_;
 }
 
 void helper_process::kill_and_reap() {
@@ -167,6 +179,7 @@ void helper_process::kill_and_reap() {
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     // retry
   }
+  exit_code_ = -SIGKILL;
   pid_ = -1;
 }
 

@@ -87,7 +87,7 @@ TEST_CASE("segments and spill files of a killed store are removed when the "
     CHECK(dead_files() == 0);
     CHECK(alive_files() == 4);
   }
-  alive->reset(); // exits normally and removes its files
+  CHECK((*alive)->close_and_wait() == 0); // exits, removing its files
   CHECK(alive_files() == 0);
   CHECK(spill.entries().empty());
   CHECK(files_with_prefix(shm.path, "").empty());

@@ -62,7 +62,7 @@ TEST_CASE("a value written in place by another process on the node is "
   REQUIRE_FALSE(again);
   CHECK(context_of(again.error()).find("already_exists")
         != std::string::npos);
-  helper->reset();
+  CHECK((*helper)->close_and_wait() == 0);
   server->reset();
 }
 

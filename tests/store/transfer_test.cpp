@@ -65,6 +65,10 @@ struct remote_store {
   ~remote_store() {
     if (proc) {
       auto pid = proc->pid();
+      bool killed = proc->reaped();
+      auto rc = proc->close_and_wait();
+      if (!killed)
+        CHECK(rc == 0); // exited normally (no crash, no sanitizer report)
       proc.reset();
       CHECK(reaped(pid));
     }

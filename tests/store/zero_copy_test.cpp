@@ -99,6 +99,7 @@ TEST_CASE("a reader in another process maps the segment the store wrote: "
   REQUIRE(seen);
   CHECK(std::stoul(*seen) == old);
   REQUIRE((*helper)->call("drop " + slot));
+  CHECK((*helper)->close_and_wait() == 0);
   helper->reset();
   CHECK(reaped(pid));
   server->reset();
@@ -126,7 +127,7 @@ TEST_CASE("a value spilled at the store is restored when a reader in "
   REQUIRE(w.size() == 10);
   CHECK(std::stoull(w[6]) == tools::checksum(va.data(), va.size()));
   CHECK(f.store->stats().restores == 1);
-  helper->reset();
+  CHECK((*helper)->close_and_wait() == 0);
   server->reset();
 }
 

@@ -62,6 +62,11 @@ public:
   /// SIGKILLs the helper and reaps it.
   void kill_and_reap();
 
+  /// Closes the helper's stdin (it exits), waits up to 10 s (then kills
+  /// it) and reaps it. Returns its exit code, or -signal if a signal ended
+  /// it (an ASan report makes it exit with 1).
+  int close_and_wait();
+
   /// True once the helper has been reaped.
   bool reaped() const noexcept {
     return pid_ <= 0;
@@ -72,6 +77,7 @@ private:
   int pid_ = -1;
   int to_child_ = -1;
   int from_child_ = -1;
+  int exit_code_ = -1;
   std::string pending_;
 };
 
