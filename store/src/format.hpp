@@ -96,7 +96,7 @@ inline bool decode_header(const unsigned char* in, const char (&magic)[8],
 /// request/response pairs in sequence):
 ///   request  (40 bytes): 0 u32 magic 0x31545244 ("DRT1"), 4 u16 version (1),
 ///            6 u16 op (1 pull, 2 acquire, 3 stats, 4 release, 5 create,
-///            6 seal, 7 abort), 8 u64 owner, 16 u64 seq, 24 u64 argument
+///            6 seal, 7 abort, 8 free), 8 u64 owner, 16 u64 seq, 24 u64 argument
 ///            (release: generation; create: value size; else 0), 32 u32
 ///            element size (create), 36 u8 copy kind (create: 0 primary,
 ///            1 secondary), 37 3 zero bytes.
@@ -105,7 +105,8 @@ inline bool decode_header(const unsigned char* in, const char (&magic)[8],
 ///            size, 20 u64 generation (acquire), 28 4 zero bytes; then the
 ///            body: pull: the value; acquire: the segment's path; create:
 ///            the path of the segment being written; stats: u64 pulls
-///            served, u64 bytes served; release, seal, abort: nothing; any
+///            served, u64 bytes served; release, seal, abort, free:
+///            nothing; any
 ///            error: its message text.
 /// Pins taken by `acquire` and objects being written after `create` belong
 /// to the connection: when it closes, the server releases the pins and
@@ -122,6 +123,7 @@ enum class wire_op : uint16_t {
   create = 5,
   seal = 6,
   abort = 7,
+  free = 8,
 };
 
 } // namespace dref::internal

@@ -360,6 +360,14 @@ struct transfer_server::impl {
           rc = respond(fd, op, 0, 0, nullptr);
           break;
         }
+        case wire_op::free: {
+          if (auto err = store->free(id)) {
+            respond_error(fd, op, err);
+            break;
+          }
+          rc = respond(fd, op, 0, 0, nullptr);
+          break;
+        }
         case wire_op::stats: {
           unsigned char body[16];
           put_u64(body, pulls.load());
@@ -760,6 +768,14 @@ caf::error node_client::writer::seal() {
   st->map.reset(); // unmap before the store seals (and write-protects)
   std::lock_guard<std::mutex> guard{st->client->mtx};
   auto r = st->client->call(wire_op::seal, st->id, 0, nullptr);
+  if (!r)
+    return std::move(r.error());
+  return caf::none;
+}
+
+caf::error node_client::free(const object_id& id) {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  auto r = impl_->call(wire_op::free, id, 0, nullptr);
   if (!r)
     return std::move(r.error());
   return caf::none;

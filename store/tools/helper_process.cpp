@@ -394,6 +394,14 @@ std::string run_command(helper_state& st, const std::vector<std::string>& w) {
       return "err " + render(err);
     return "ok " + std::to_string(us_since(t0));
   }
+  if (cmd == "free") {
+    auto client = client_for(static_cast<uint16_t>(u64(3)));
+    if (client == nullptr)
+      return "err cannot connect";
+    if (auto err = client->free(object_id{u64(1), u64(2)}))
+      return "err " + render(err);
+    return "ok";
+  }
   if (cmd == "map") {
     object_id id{u64(1), u64(2)};
     store_endpoint at{"127.0.0.1", static_cast<uint16_t>(u64(3))};

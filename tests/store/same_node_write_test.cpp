@@ -33,7 +33,7 @@ std::string write_cmd(const char* cmd, const object_id& id, size_t n,
 } // namespace
 
 TEST_CASE("a value written in place by another process on the node is "
-          "stored once and reads back byte for byte") {
+          "stored once, reads back byte for byte, and is freed from there") {
   // Scenario: this process runs the store and its server; a helper
   // process creates a 24 MiB object through its node_client, fills the
   // segment it mapped and seals it. The store then holds it sealed, as a
@@ -62,6 +62,18 @@ TEST_CASE("a value written in place by another process on the node is "
   REQUIRE_FALSE(again);
   CHECK(context_of(again.error()).find("already_exists")
         != std::string::npos);
+  // Freed from the other process: every copy goes.
+  got = buffer{};
+  auto port = std::to_string((*server)->port());
+  REQUIRE((*helper)->call("free " + std::to_string(id.owner) + " "
+                          + std::to_string(id.seq) + " " + port));
+  CHECK_FALSE(f.store->contains(id));
+  CHECK(f.store->stats().objects == 0);
+  CHECK(f.shm_files_but_pool().size() == 1);
+  auto twice = (*helper)->call("free " + std::to_string(id.owner) + " "
+                               + std::to_string(id.seq) + " " + port);
+  REQUIRE_FALSE(twice);
+  CHECK(context_of(twice.error()).find("not_found") != std::string::npos);
   CHECK((*helper)->close_and_wait() == 0);
   server->reset();
 }

@@ -69,6 +69,10 @@ public:
     std::unique_ptr<state> st_;
   };
 
+  /// Deletes every copy of the object in the node store
+  /// (`node_store::free`). Errors: `not_found`, `transfer_failed`.
+  caf::error free(const object_id& id);
+
   /// Starts writing `size` bytes of a new object. Errors as
   /// `node_store::create`, or `transfer_failed`.
   caf::expected<writer> create(const object_id& id, uint64_t size,

@@ -26,6 +26,7 @@ namespace dref::tools {
 ///   map <owner> <seq> <port>                  same-node get, keep the view
 ///   write <owner> <seq> <size> <seed> <port>  same-node create/fill/seal
 ///   write_open <owner> <seq> <size> <seed> <port>  ... left unsealed
+///   free <owner> <seq> <port>                 free through node_client
 ///   peek <slot> <offset> / drop <slot>        read / release a kept view
 ///   stats                                     server and client counters
 ///   tcp_send <port> <bytes> [source bytes]    raw TCP stream (baseline)
