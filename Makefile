@@ -42,7 +42,8 @@ test: build
 test-asan: deps
 	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DDREF_SANITIZE=ON \
 	  -DDREF_ENABLE_SAMPLES=OFF $(CMAKE_ARGS)
-	cmake --build $(ASAN_DIR) -j $(JOBS) --target refs_test store_test actors_unit_test runtime_test dref
+	cmake --build $(ASAN_DIR) -j $(JOBS) --target refs_test store_test actors_unit_test runtime_test dref \
+	  node_store_unit_test node_store_distributed_test
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -L unit -j $(JOBS)
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

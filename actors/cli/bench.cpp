@@ -169,6 +169,9 @@ std::vector<figure> run_bench(const bench_options& opts) {
     std::cout << fmt::format("{} {:.6g} {}", name, value, unit) << std::endl;
     out.push_back(figure{std::move(name), value, std::move(unit)});
   };
+  run_store_bench(opts, emit); // before the runtime: forks helpers
+  if (opts.store_only)
+    return out;
   config cfg;
   cfg.num_workers = opts.workers;
   runtime rt{cfg};

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,15 @@ struct bench_options {
   size_t sync_calls = 2000;
   size_t chain = 1000;
   size_t repeat = 3;
+  /// Only the object store figures (no runtime).
+  bool store_only = false;
 };
+
+using emit_fn = std::function<void(std::string, double, std::string)>;
+
+/// The object store figures (store_bench.cpp), each beside its physical
+/// baseline.
+void run_store_bench(const bench_options& opts, const emit_fn& emit);
 
 /// Runs every benchmark against a fresh local cluster; prints each figure
 /// as soon as it is measured.

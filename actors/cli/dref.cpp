@@ -9,11 +9,14 @@
 
 #include "dref/actors/memory.hpp"
 #include "dref/actors/runtime.hpp"
+#include "dref/store/tools/helper_process.hpp"
 
 #include "bench.hpp"
 
 int main(int argc, char** argv) {
   if (auto rc = dref::run_worker_if_requested())
+    return *rc;
+  if (auto rc = dref::tools::run_store_helper_if_requested())
     return *rc;
   CLI::App app{"dref: distributed references for CAF"};
   app.require_subcommand(1);
@@ -26,6 +29,8 @@ int main(int argc, char** argv) {
   bench->add_option("--sync-calls", opts.sync_calls, "calls per sync run");
   bench->add_option("--chain", opts.chain, "length of the ref chain");
   bench->add_option("--repeat", opts.repeat, "runs per figure (best kept)");
+  bench->add_flag("--store-only", opts.store_only,
+                  "only the object store figures");
   auto memory = app.add_subcommand(
     "memory", "list the refs held by running dref programs and their workers");
   int32_t pid = 0;

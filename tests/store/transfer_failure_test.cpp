@@ -1,0 +1,149 @@
+// Unit tests of a pull whose peer fails mid-value, against a scripted peer
+// on a real loopback socket in this process: it answers a pull with a
+// valid header and part of the value, then closes or goes silent.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dref/store/error.hpp"
+#include "dref/store/node_store.hpp"
+#include "dref/store/transfer_client.hpp"
+
+#include "store_test_util.hpp"
+
+using namespace dref;
+using namespace dref::test;
+
+namespace {
+
+constexpr uint64_t mib = uint64_t{1} << 20;
+
+/// Accepts one connection, reads one request, answers with a header that
+/// announces `announced` bytes, sends `sent` of them, then closes (or, if
+/// `hang`, waits until released).
+struct scripted_peer {
+  int lfd = -1;
+  uint16_t port = 0;
+  std::thread thread;
+  std::atomic<bool> release{false};
+
+  scripted_peer(uint64_t announced, uint64_t sent, bool hang) {
+    lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(lfd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+    REQUIRE(::listen(lfd, 1) == 0);
+    REQUIRE(::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len)
+            == 0);
+    port = ntohs(addr.sin_port);
+    thread = std::thread{[this, announced, sent, hang] {
+      int fd = ::accept(lfd, nullptr, nullptr);
+      if (fd < 0)
+        return;
+      unsigned char req[40];
+      size_t got = 0;
+      while (got < sizeof(req)) {
+        auto k = ::recv(fd, req + got, sizeof(req) - got, 0);
+        if (k <= 0)
+          break;
+        got += static_cast<size_t>(k);
+      }
+      unsigned char hdr[32] = {};
+      uint32_t magic = 0x31545244;
+      uint16_t op = 1;
+      std::memcpy(hdr, &magic, 4);
+      std::memcpy(hdr + 6, &op, 2);
+      std::memcpy(hdr + 8, &announced, 8);
+      ::send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL);
+      std::vector<char> part(sent, 'p');
+      ::send(fd, part.data(), part.size(), MSG_NOSIGNAL);
+      while (hang && !release)
+        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+      ::close(fd);
+    }};
+  }
+
+  ~scripted_peer() {
+    release = true;
+    ::shutdown(lfd, SHUT_RDWR);
+    thread.join();
+    ::close(lfd);
+  }
+};
+
+} // namespace
+
+TEST_CASE("a peer that closes mid-value makes the pull fail with "
+          "transfer_failed and leaves no partial copy") {
+  store_fixture local{64 * mib};
+  scripted_peer peer{10 * mib, mib, false};
+  transfer_client client{*local.store, std::chrono::seconds{30}};
+  object_id id{0x7F, 1};
+  auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
+  REQUIRE_FALSE(got);
+  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
+  CHECK(context_of(got.error()).find("closed") != std::string::npos);
+  CHECK_FALSE(local.store->contains(id));
+  CHECK(local.store->stats().objects == 0);
+  CHECK(local.store->stats().memory_bytes == 0);
+  CHECK(local.shm_files().size() == 1); // the lock only: no .tmp left
+}
+
+TEST_CASE("a peer that stops sending mid-value makes the pull fail with "
+          "transfer_failed once the timeout passes") {
+  store_fixture local{64 * mib};
+  scripted_peer peer{10 * mib, mib, true};
+  transfer_client client{*local.store, std::chrono::milliseconds{300}};
+  object_id id{0x7F, 2};
+  auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
+  REQUIRE_FALSE(got);
+  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
+  CHECK(context_of(got.error()).find("timed out") != std::string::npos);
+  CHECK(local.store->stats().objects == 0);
+  CHECK(local.shm_files().size() == 1);
+}
+
+TEST_CASE("a peer that is not a dref store is refused with "
+          "transfer_failed") {
+  store_fixture local{64 * mib};
+  // Announces a value but with a wrong magic: use the scripted peer's
+  // socket directly with a garbage header.
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(lfd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  REQUIRE(::listen(lfd, 1) == 0);
+  REQUIRE(::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  std::thread peer{[lfd] {
+    int fd = ::accept(lfd, nullptr, nullptr);
+    if (fd < 0)
+      return;
+    char junk[64];
+    std::memset(junk, 'j', sizeof(junk));
+    ::send(fd, junk, sizeof(junk), MSG_NOSIGNAL);
+    ::close(fd);
+  }};
+  transfer_client client{*local.store, std::chrono::seconds{30}};
+  auto got = client.pull(object_id{0x7F, 3},
+                         store_endpoint{"127.0.0.1", ntohs(addr.sin_port)});
+  peer.join();
+  ::close(lfd);
+  REQUIRE_FALSE(got);
+  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
+  CHECK(local.store->stats().objects == 0);
+}
