@@ -338,7 +338,7 @@ worker_context::fetch_from(worker_id w, uint16_t port, const object_id& id,
     sys_, peer, cfg_.fetch_timeout,
     "fetching " + to_string(id) + " from worker " + std::to_string(w),
     fetch_atom::value, id);
-  if (!reply && reply.error() == refs_errc::owner_died)
+  if (!reply && reply.error() == refs_errc::owner_died && w != 0)
     return make_error(refs_errc::object_lost,
                       "worker " + std::to_string(w) + " holding "
                         + to_string(id) + " died");

@@ -102,7 +102,8 @@ public:
   get(const ref_base& x, caf::timespan timeout, std::vector<object_id>& held);
 
   /// The value of `id` from the store of worker `w` at `port`, with the
-  /// refs inside it held (in `held`).
+  /// refs inside it held (in `held`). `w == 0`: the process at `port` is
+  /// the object's owner (its death gives `owner_died`, else `object_lost`).
   caf::expected<std::shared_ptr<const blob>>
   fetch_from(worker_id w, uint16_t port, const object_id& id,
              std::vector<object_id>& held);
