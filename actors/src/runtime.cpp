@@ -114,8 +114,8 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
                               "the runtime stopped"));
     rt->waiters_.clear();
     for (auto& [token, fwd] : rt->forwarded_)
-      fwd.second.deliver(make_error(actors_errc::runtime_down,
-                                    "the runtime stopped"));
+      fwd.rp.deliver(make_error(actors_errc::runtime_down,
+                                "the runtime stopped"));
     rt->forwarded_.clear();
     rt->self_ = nullptr;
   });
@@ -316,32 +316,57 @@ void runtime_impl::describe(const object_id& id, ref_descriptor& out) const {
 
 void runtime_impl::adopt(const ref_descriptor& d) noexcept {
   std::map<uint64_t, std::vector<object_id>> todo;
+  bool own_hold = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (d.hold != 0 && d.holder_port != port_) {
-      // Sent in a plain CAF message: the sender's transit hold goes once
-      // this process is registered (held back like every release).
-      hold_releases_[d.holder_port].push_back(d.hold);
-      ++queued_frees_;
-      schedule_free_flush();
+    if (d.hold != 0) {
+      if (d.holder_port == port_) {
+        own_hold = true; // our own message came back: let go below
+      } else {
+        // Sent in a plain CAF message: the sender's transit hold goes once
+        // this process is registered (held back like every release).
+        hold_releases_[d.holder_port].push_back(d.hold);
+        ++queued_frees_;
+        schedule_free_flush();
+      }
     }
     if (d.id.owner == owner_id_) {
       table_.add_local_ref(d.id);
-      return;
+    } else if (borrows_.add(d) && !revive_borrow(d.id)) {
+      // Borrowing, step 1: a new borrow (read from a value). Registering
+      // it does not block this thread: until the owner answers, this
+      // process sends no free and no release (see `flush`), so whatever
+      // protects the object now keeps protecting it.
+      for (auto& id : borrows_.start_registration({d.id}))
+        todo[id.owner].push_back(id);
+      count_registrations(todo);
     }
-    if (!borrows_.add(d))
-      return;
-    // Borrowing, step 1: a new borrow (read from a value). Registering it
-    // does not block this thread: until the owner answers, this process
-    // sends no free and no release (see `flush`), so whatever protects the
-    // object now keeps protecting it.
-    for (auto& id : borrows_.start_registration({d.id}))
-      todo[id.owner].push_back(id);
-    count_registrations(todo);
   }
+  if (own_hold)
+    release_holds({d.hold});
   for (auto& [owner, ids] : todo)
     if (owner_)
       caf::anon_send(owner_, register_borrow_atom::value, owner, ids);
+}
+
+bool runtime_impl::revive_borrow(const object_id& id) {
+  // The release of an earlier borrow of `id` may still wait in the queue:
+  // the owner still counts this process, so take it back instead of
+  // registering again (a late release would undo the new registration).
+  auto i = releases_.find(id.owner);
+  if (i == releases_.end())
+    return false;
+  auto& ids = i->second;
+  auto j = std::find(ids.begin(), ids.end(), id);
+  if (j == ids.end())
+    return false;
+  ids.erase(j);
+  --queued_frees_;
+  if (ids.empty())
+    releases_.erase(i);
+  borrows_.start_registration({id});
+  borrows_.registered(id);
+  return true;
 }
 
 void runtime_impl::hold_for_transit(const ref_base& x, ref_descriptor& out) {
@@ -413,7 +438,7 @@ void runtime_impl::hold_contained(
     if (d.id.owner == owner_id_) {
       if (!table_.add_local_ref(d.id))
         continue; // gone already: the value's ref will read as unknown
-    } else if (borrows_.add(d)) {
+    } else if (borrows_.add(d) && !revive_borrow(d.id)) {
       fresh.push_back(d.id);
     }
     inner.push_back(d.id);
@@ -818,7 +843,9 @@ void runtime_impl::schedule_free_flush() {
   constexpr auto free_delay = std::chrono::milliseconds{20};
   if (stopped_ || !owner_)
     return;
-  if (queued_frees_ >= max_queued) {
+  // While a registration is under way nothing is sent anyway; its answer
+  // schedules the flush.
+  if (queued_frees_ >= max_queued && registering_ == 0) {
     caf::anon_send(owner_, flush_atom::value, true);
     return;
   }
@@ -1064,8 +1091,12 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
       releases_.erase(r);
     }
     for (auto f = forwarded_.begin(); f != forwarded_.end();) {
-      if (f->second.first == conn.process) {
-        f->second.second.deliver(why);
+      if (f->second.process == conn.process) {
+        f->second.rp.deliver(
+          f->second.owner ? why
+                          : make_error(refs_errc::object_lost,
+                                       "worker " + std::to_string(w)
+                                         + " holding the value died"));
         f = forwarded_.erase(f);
       } else {
         ++f;
@@ -1142,22 +1173,7 @@ void runtime_impl::on_get(const object_id& id,
                       : make_error(refs_errc::owner_died, to_string(id)));
       return;
     }
-    auto token = next_token_++;
-    forwarded_.emplace(token, std::make_pair(id.owner, rp));
-    self_->request(peer, cfg_.fetch_timeout, get_atom::value, id)
-      .then(
-        [this, token](value_msg& v) {
-          if (auto i = forwarded_.find(token); i != forwarded_.end()) {
-            i->second.second.deliver(std::move(v));
-            forwarded_.erase(i);
-          }
-        },
-        [this, token](caf::error& err) {
-          if (auto i = forwarded_.find(token); i != forwarded_.end()) {
-            i->second.second.deliver(std::move(err));
-            forwarded_.erase(i);
-          }
-        });
+    forward_get(peer, id.owner, true, id, std::move(rp));
     return;
   }
   {
@@ -1171,9 +1187,31 @@ void runtime_impl::on_get(const object_id& id,
   answer(id, std::move(rp));
 }
 
+void runtime_impl::forward_get(const caf::actor& peer, uint64_t process,
+                               bool owner, const object_id& id,
+                               caf::typed_response_promise<value_msg> rp) {
+  auto token = next_token_++;
+  forwarded_.emplace(token, forward{process, owner, rp});
+  auto reply = [this, token](auto&& x) {
+    if (auto i = forwarded_.find(token); i != forwarded_.end()) {
+      i->second.rp.deliver(std::forward<decltype(x)>(x));
+      forwarded_.erase(i);
+    }
+  };
+  auto on_value = [reply](value_msg& v) mutable { reply(std::move(v)); };
+  auto on_error = [reply](caf::error& err) mutable { reply(std::move(err)); };
+  if (owner)
+    self_->request(peer, cfg_.fetch_timeout, get_atom::value, id)
+      .then(on_value, on_error);
+  else
+    self_->request(peer, cfg_.fetch_timeout, fetch_atom::value, id)
+      .then(on_value, on_error);
+}
+
 void runtime_impl::answer(const object_id& id,
                           caf::typed_response_promise<value_msg> rp) {
   store_actor from;
+  uint64_t holder = 0;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     auto e = table_.find(id);
@@ -1192,6 +1230,7 @@ void runtime_impl::answer(const object_id& id,
     for (auto w : e->locations)
       if (auto i = workers_.find(w); i != workers_.end()) {
         from = i->second.store;
+        holder = i->second.process;
         break;
       }
   }
@@ -1199,9 +1238,9 @@ void runtime_impl::answer(const object_id& id,
     rp.deliver(make_error(refs_errc::object_lost, to_string(id)));
     return;
   }
-  self_->request(from, cfg_.fetch_timeout, fetch_atom::value, id)
-    .then([rp](value_msg& v) mutable { rp.deliver(std::move(v)); },
-          [rp](caf::error& err) mutable { rp.deliver(err); });
+  // Watched: the holder's death answers at once (see on_worker_down).
+  forward_get(caf::actor_cast<caf::actor>(from), holder, false, id,
+              std::move(rp));
 }
 
 void runtime_impl::deliver_waiters(const std::vector<object_id>& ids) {
@@ -1352,11 +1391,21 @@ caf::expected<runtime_stats> runtime_impl::stats(caf::timespan timeout) {
   if (!running_)
     return runtime_down_error();
   runtime_stats result;
+  expire_holds();
+  {
+    std::lock_guard<std::mutex> guard{transit_mtx_};
+    result.transit_holds = transit_.size();
+  }
   std::vector<worker_conn> conns;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     result.owned_objects = table_.size();
     result.borrowed_objects = borrows_.size();
+    result.pending_registrations = registering_;
+    for (auto& [owner, ids] : releases_)
+      result.pending_releases += ids.size();
+    for (auto& [port, tokens] : hold_releases_)
+      result.pending_releases += tokens.size();
     result.in_flight_tasks = dispatcher_.in_flight();
     result.held_tasks = dispatcher_.held();
     result.actors = dispatcher_.actors();

@@ -154,6 +154,10 @@ private:
   // @pre mtx_ held. One local ref less on a borrowed object; the last one
   // queues a release for its owner.
   void drop_borrow(const object_id& id);
+  // @pre mtx_ held; `id` was just borrowed anew. If a release of an earlier
+  // borrow still waits in the queue, cancels it and marks the borrow
+  // registered (the owner never stopped counting this process).
+  bool revive_borrow(const object_id& id);
   // @pre mtx_ held. Counts one local ref per contained ref of a value held
   // here (`outer`); new borrows are added to `todo` for registration.
   void hold_contained(const object_id& outer,
@@ -249,11 +253,20 @@ private:
   std::unordered_map<object_id,
                      std::vector<caf::typed_response_promise<value_msg>>>
     waiters_;
-  // Owner actor only: `get` requests for borrowed objects forwarded to
-  // their owner: token -> (owner process, promise).
-  std::map<uint64_t,
-           std::pair<uint64_t, caf::typed_response_promise<value_msg>>>
-    forwarded_;
+  // Owner actor only: `get` requests forwarded to another process (the
+  // owner of a borrowed object, or a worker holding an owned value), so
+  // that the process's death answers them at once.
+  struct forward {
+    uint64_t process = 0; // the process asked
+    bool owner = false;   // it owns the object (else: holds a copy)
+    caf::typed_response_promise<value_msg> rp;
+  };
+  std::map<uint64_t, forward> forwarded_;
+  // Owner actor only: sends `get_atom`/`fetch_atom` for `id` to `peer`
+  // through `forwarded_`.
+  void forward_get(const caf::actor& peer, uint64_t process, bool owner,
+                   const object_id& id,
+                   caf::typed_response_promise<value_msg> rp);
   uint64_t next_token_ = 1;
 };
 

@@ -443,7 +443,9 @@ int run_worker(worker_settings ws) {
   watch_lifeline();
   // The executor may block a thread for a whole task; the store server must
   // still answer other workers meanwhile.
-  ws.cfg.scheduler_threads = std::max<size_t>(ws.cfg.scheduler_threads, 2);
+  // A task that reads a ref (`dref::get`) blocks the executor's thread
+  // while a helper actor waits for the answer: keep one more free.
+  ws.cfg.scheduler_threads = std::max<size_t>(ws.cfg.scheduler_threads, 3);
   caf::actor_system_config cfg;
   configure_system(cfg, ws.cfg);
   caf::actor_system sys{cfg};

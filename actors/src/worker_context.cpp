@@ -34,9 +34,13 @@ worker_context::worker_context(caf::actor_system& sys, worker_id id,
 }
 
 void worker_context::set_server(caf::actor server, uint16_t port) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  server_ = std::move(server);
-  port_ = port;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    server_ = std::move(server);
+    port_ = port;
+  }
+  if (!registrar_.joinable())
+    registrar_ = std::thread{[this] { run_registrar(); }};
 }
 
 void worker_context::set_driver(caf::actor driver, std::string host,
@@ -98,31 +102,85 @@ void worker_context::adopt(const ref_descriptor& d) noexcept {
 void worker_context::register_later(ref_descriptor d, bool todo) {
   if (stopped_)
     return;
-  auto self = shared_from_this();
-  std::thread{[self, d, todo] {
-    if (todo) {
-      caf::actor server;
-      {
-        std::lock_guard<std::mutex> guard{self->mtx_};
-        server = self->server_;
-      }
-      auto peer = self->connect(d.port);
-      auto reply = watched_request<std::vector<object_id>>(
-        self->sys_, peer, self->cfg_.fetch_timeout,
-        "borrowing " + to_string(d.id), borrow_atom::value,
-        std::vector<object_id>{d.id}, self->process_, server);
-      std::lock_guard<std::mutex> guard{self->mtx_};
-      if (reply && reply->empty())
-        self->borrows_.registered(d.id);
-      else if (!reply && reply.error() == refs_errc::owner_died)
-        self->borrows_.owner_died(d.id.owner, reply.error());
+  {
+    std::lock_guard<std::mutex> guard{reg_mtx_};
+    reg_queue_.emplace_back(std::move(d), todo);
+  }
+  reg_cv_.notify_one();
+}
+
+void worker_context::run_registrar() {
+  for (;;) {
+    std::pair<ref_descriptor, bool> item;
+    {
+      std::unique_lock<std::mutex> lk{reg_mtx_};
+      reg_cv_.wait(lk, [this] { return stopped_ || !reg_queue_.empty(); });
+      if (stopped_)
+        return;
+      item = std::move(reg_queue_.front());
+      reg_queue_.pop_front();
     }
+    auto& [d, todo] = item;
+    if (todo)
+      static_cast<void>(register_now(d.id.owner, d.port, {d.id}));
     // Registered (or the owner is gone): the sender may let go.
-    if (d.hold != 0 && !self->stopped_)
-      if (auto holder = self->connect(d.holder_port))
+    if (d.hold != 0 && !stopped_)
+      if (auto holder = connect(d.holder_port))
         caf::anon_send(holder, release_hold_atom::value,
                        std::vector<uint64_t>{d.hold});
-  }}.detach();
+  }
+}
+
+caf::error worker_context::register_now(uint64_t owner, uint16_t port,
+                                        const std::vector<object_id>& ids) {
+  caf::actor self;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    self = server_;
+  }
+  auto peer = connect(port);
+  caf::expected<std::vector<object_id>> reply{caf::error{}};
+  if (peer)
+    reply = watched_request<std::vector<object_id>>(
+      sys_, peer, cfg_.fetch_timeout, "borrowing " + to_string(ids.front()),
+      borrow_atom::value, ids, process_, self);
+  else
+    reply = make_error(refs_errc::object_lost,
+                       "cannot reach the owner of " + to_string(ids.front())
+                         + " at port " + std::to_string(port));
+  caf::error err;
+  std::vector<object_id> release_now;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!reply) {
+      // Only a down message proves the owner dead; a failed connection or
+      // a timeout does not.
+      if (reply.error() == refs_errc::owner_died)
+        borrows_.owner_died(owner, reply.error());
+      for (auto& id : ids) {
+        borrows_.registration_failed(id);
+        release_after_registration_.erase(id); // never counted there
+      }
+      err = std::move(reply.error());
+    } else {
+      for (auto& id : ids) {
+        bool known = std::find(reply->begin(), reply->end(), id)
+                     == reply->end();
+        if (known)
+          borrows_.registered(id);
+        else
+          borrows_.registration_failed(id);
+        if (release_after_registration_.erase(id) > 0 && known)
+          release_now.push_back(id);
+      }
+      if (!reply->empty())
+        err = make_error(refs_errc::unknown_object,
+                         to_string(reply->front()) + " is no longer owned");
+    }
+  }
+  if (!release_now.empty() && peer)
+    caf::anon_send(peer, release_atom::value, release_now, process_);
+  return err;
 }
 
 void worker_context::hold_for_transit(const ref_base& x, ref_descriptor& out) {
@@ -167,7 +225,13 @@ void worker_context::expire_holds() {
 }
 
 void worker_context::stop() {
-  stopped_ = true;
+  {
+    std::lock_guard<std::mutex> guard{reg_mtx_};
+    stopped_ = true;
+  }
+  reg_cv_.notify_all();
+  if (registrar_.joinable())
+    registrar_.join();
   std::vector<ref_base> dropped;
   std::lock_guard<std::mutex> guard{transit_mtx_};
   for (auto& [token, held] : transit_)
@@ -183,9 +247,9 @@ caf::error worker_context::hold(const std::vector<ref_descriptor>& ds,
     return caf::none;
   std::map<uint64_t, std::vector<object_id>> todo; // owner -> new borrows
   std::map<uint64_t, uint16_t> ports;
-  caf::error err;
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    caf::error err;
     std::vector<object_id> borrowed;
     for (auto& d : ds) {
       if (d.id.owner == process_) {
@@ -201,40 +265,20 @@ caf::error worker_context::hold(const std::vector<ref_descriptor>& ds,
       }
       held.push_back(d.id);
     }
+    if (err)
+      return err; // nothing is being registered; the caller unholds
     for (auto& id : borrows_.start_registration(borrowed)) {
       todo[id.owner].push_back(id);
       if (auto o = borrows_.owner_of(id))
         ports[id.owner] = o->port;
     }
   }
-  if (err)
-    return err;
-  caf::actor self;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    self = server_;
-  }
   // Step 2: register with each owner and wait for its answer, so that no
   // release by whoever handed us the refs can overtake the registration.
-  for (auto& [owner, ids] : todo) {
-    auto peer = connect(ports[owner]);
-    auto reply = watched_request<std::vector<object_id>>(
-      sys_, peer, cfg_.fetch_timeout, "borrowing " + to_string(ids.front()),
-      borrow_atom::value, ids, process_, self);
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (!reply) {
-      if (reply.error() == refs_errc::owner_died)
-        borrows_.owner_died(owner, reply.error());
-      err = std::move(reply.error());
-      continue;
-    }
-    for (auto& id : ids)
-      if (std::find(reply->begin(), reply->end(), id) == reply->end())
-        borrows_.registered(id);
-    if (!reply->empty())
-      err = make_error(refs_errc::unknown_object,
-                       to_string(reply->front()) + " is no longer owned");
-  }
+  caf::error err;
+  for (auto& [owner, ids] : todo)
+    if (auto e = register_now(owner, ports[owner], ids))
+      err = std::move(e);
   return err;
 }
 
@@ -320,6 +364,10 @@ worker_context::get(const ref_base& x, caf::timespan timeout,
       port = o->port;
   }
   owner = connect(port);
+  if (!owner)
+    return make_error(refs_errc::object_lost,
+                      "cannot reach the owner of " + to_string(id)
+                        + " at port " + std::to_string(port));
   auto reply = watched_request<value_msg>(sys_, owner, timeout,
                                           "getting " + to_string(id),
                                           get_atom::value, id);
@@ -334,6 +382,10 @@ caf::expected<std::shared_ptr<const blob>>
 worker_context::fetch_from(worker_id w, uint16_t port, const object_id& id,
                            std::vector<object_id>& held) {
   auto peer = connect(port);
+  if (!peer)
+    return make_error(refs_errc::object_lost,
+                      "cannot reach the process holding " + to_string(id)
+                        + " at port " + std::to_string(port));
   auto reply = watched_request<value_msg>(
     sys_, peer, cfg_.fetch_timeout,
     "fetching " + to_string(id) + " from worker " + std::to_string(w),
@@ -407,6 +459,7 @@ void worker_context::on_down(const caf::actor_addr& who) {
 }
 
 void worker_context::free_stored(const std::vector<object_id>& ids) {
+  expire_holds();
   for (auto& id : ids)
     store_->erase(id);
   std::lock_guard<std::mutex> guard{mtx_};
@@ -443,9 +496,15 @@ process_memory worker_context::memory(worker_id id) const {
   return pm;
 }
 
-size_t worker_context::refs() const {
+size_t worker_context::refs() {
+  expire_holds();
+  size_t holds = 0;
+  {
+    std::lock_guard<std::mutex> guard{transit_mtx_};
+    holds = transit_.size();
+  }
   std::lock_guard<std::mutex> guard{mtx_};
-  return own_.size() + borrows_.size();
+  return own_.size() + borrows_.size() + holds;
 }
 
 // -- internals ----------------------------------------------------------------
@@ -471,9 +530,16 @@ void worker_context::drop_contained(const object_id& id) {
 }
 
 void worker_context::drop_borrow(const object_id& id) {
+  auto e = borrows_.find(id);
+  bool registering = e != nullptr && e->registering && !e->registered;
   auto tell = borrows_.remove_local_ref(id);
   if (!tell || !*tell)
     return;
+  if (registering) {
+    // The release waits for the registration's answer (register_now).
+    release_after_registration_.insert(id);
+    return;
+  }
   // Borrowing, step 4: the last local ref is gone; tell the owner.
   if (auto peer = peer_of(id.owner))
     caf::anon_send(peer, release_atom::value, std::vector<object_id>{id},

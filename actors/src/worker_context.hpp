@@ -1,7 +1,11 @@
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
+#include <thread>
+#include <unordered_set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -132,8 +136,9 @@ public:
   /// Objects owned, borrowed and stored here (`dref memory`).
   process_memory memory(worker_id id) const;
 
-  /// Owned plus borrowed objects (for stats and leak checks).
-  size_t refs() const;
+  /// Owned plus borrowed objects plus transit holds (for stats and leak
+  /// checks); drops expired transit holds first.
+  size_t refs();
 
 private:
   // @pre mtx_ held. Called by `own_` for each freed object.
@@ -149,8 +154,14 @@ private:
   caf::expected<std::shared_ptr<const blob>>
   receive_value(caf::expected<value_msg> reply, std::vector<object_id>& held);
   // Registers `id` with its owner (if `todo`) and then releases the
-  // sender's transit hold described in `d`, off the calling thread.
+  // sender's transit hold described in `d`, on the registrar thread.
   void register_later(ref_descriptor d, bool todo);
+  // The registrar thread: registrations that nobody waits for.
+  void run_registrar();
+  // Registers `ids` (owned by `owner`, ref server at `port`) and waits for
+  // the answer; sends the releases that waited for it. Not under mtx_.
+  caf::error register_now(uint64_t owner, uint16_t port,
+                          const std::vector<object_id>& ids);
   void expire_holds();
 
   caf::actor_system& sys_;
@@ -179,6 +190,14 @@ private:
     transit_;                                   // guarded by transit_mtx_
   uint64_t next_hold_ = 1;                      // guarded by transit_mtx_
   std::atomic<bool> stopped_{false};
+  // Borrows dropped while their registration was under way: released once
+  // the owner answered (a release must never overtake its registration).
+  std::unordered_set<object_id> release_after_registration_; // mtx_
+  // The registrar thread and its queue (guarded by reg_mtx_).
+  std::mutex reg_mtx_;
+  std::condition_variable reg_cv_;
+  std::deque<std::pair<ref_descriptor, bool>> reg_queue_;
+  std::thread registrar_;
 };
 
 } // namespace dref::internal

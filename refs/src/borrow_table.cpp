@@ -57,6 +57,12 @@ void borrow_table::registered(const object_id& id) {
   i->second.registered = true;
 }
 
+void borrow_table::registration_failed(const object_id& id) {
+  auto i = entries_.find(id);
+  if (i != entries_.end())
+    i->second.registering = false;
+}
+
 std::vector<object_id> borrow_table::owner_died(uint64_t owner,
                                                 caf::error why) {
   owners_[owner].dead = std::move(why);

@@ -35,6 +35,11 @@ text_refs make_owned(std::string prefix, int32_t n) {
   return result;
 }
 
+// The refs of `make_owned`, inside a vector this worker owns too.
+ref<text_refs> make_nested(std::string prefix, int32_t n) {
+  return dref::put(make_owned(std::move(prefix), n)).value();
+}
+
 // Reads every ref (as a borrower) and returns the total length.
 int64_t total_length(text_refs refs) {
   int64_t n = 0;
@@ -204,6 +209,7 @@ int32_t open_sink() {
 DREF_MESSAGE_TYPE(ref<std::string>, "test.text_ref");
 DREF_REMOTE(open_sink);
 DREF_REMOTE(make_owned);
+DREF_REMOTE(make_nested);
 DREF_REMOTE(total_length);
 DREF_REMOTE(pass_on);
 DREF_REMOTE(make_bundle);
@@ -474,11 +480,50 @@ TEST_CASE("a ref sent in a plain CAF message makes the receiving actor's "
         std::this_thread::sleep_for(10ms);
     }
     CHECK_EQ(total, 5 + 5); // "hello" and "far-1"
-    // The driver holds no ref of its own to "hello" any more: the sink's
-    // borrow keeps it (the transit hold is gone once it registered).
-    auto st = rt.stats();
-    REQUIRE(st);
-    CHECK_GE(st->owned_objects, 1u);
+    // The driver holds no ref of its own to "hello" any more, and its
+    // transit holds are released once the sink's process registered: only
+    // the sink's borrow keeps the value (the sink read it above).
+    runtime_stats st;
+    for (int i = 0; i < 500; ++i) {
+      st = rt.stats().value();
+      if (st.transit_holds == 0)
+        break;
+      std::this_thread::sleep_for(10ms);
+    }
+    CHECK_EQ(st.transit_holds, 0u);
+    CHECK_EQ(st.owned_objects, 1u); // "hello", held by the sink alone
+
     caf::anon_send(*sink, sink_stop_atom::value);
+  });
+}
+
+TEST_CASE("a borrow dropped and taken back at once is not undone by its "
+          "late release") {
+  test::with_cluster([](runtime& rt) {
+    for (int round = 0; round < 20; ++round) {
+      // A worker owns both the strings and the vector holding them; the
+      // driver only borrows. It drops its borrows of the strings (releases
+      // queued) and reads the vector again at once (new borrows of the same
+      // objects, while the old releases may still wait).
+      auto outer = rt.get(rt.call(make_nested, "again" + std::to_string(round),
+                                   int32_t{3}));
+      REQUIRE(outer);
+      auto first = rt.get(*outer);
+      REQUIRE(first);
+      first->clear();
+      auto second = rt.get(*outer);
+      REQUIRE(second);
+      // Drop the vector: its owner's hold on the strings goes; only the
+      // driver's new borrows keep them now.
+      *outer = {};
+      std::this_thread::sleep_for(50ms); // past the 20 ms free batching
+      for (size_t i = 0; i < second->size(); ++i) {
+        auto v = rt.get((*second)[i], std::chrono::seconds{10});
+        REQUIRE_MESSAGE(v, "round " << round << ": "
+                             << caf::to_string(v.error()));
+        CHECK_EQ(*v, "again" + std::to_string(round) + "-"
+                       + std::to_string(i));
+      }
+    }
   });
 }

@@ -57,8 +57,9 @@ inline void check_no_leaks(runtime& rt) {
     }
     st = *s;
     bool empty = st.owned_objects == 0 && st.borrowed_objects == 0
-                 && st.in_flight_tasks == 0 && st.held_tasks == 0
-                 && st.actors == 0;
+                 && st.transit_holds == 0 && st.pending_registrations == 0
+                 && st.pending_releases == 0 && st.in_flight_tasks == 0
+                 && st.held_tasks == 0 && st.actors == 0;
     for (auto& w : st.workers)
       empty = empty && w.objects == 0 && w.bytes == 0 && w.actors == 0
               && w.refs == 0;
@@ -68,6 +69,9 @@ inline void check_no_leaks(runtime& rt) {
   }
   CHECK(st.owned_objects == 0);
   CHECK(st.borrowed_objects == 0);
+  CHECK(st.transit_holds == 0);
+  CHECK(st.pending_registrations == 0);
+  CHECK(st.pending_releases == 0);
   CHECK(st.in_flight_tasks == 0);
   CHECK(st.held_tasks == 0);
   CHECK(st.actors == 0);

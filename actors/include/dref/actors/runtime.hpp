@@ -74,9 +74,12 @@ using inferred_arg_t = std::conditional_t<
   typename value_type_of<D>::type>;
 
 // Serializes `x` into `out.value`, recording the refs inside it (which
-// must all belong to `ctx`) in `out.contained`.
+// must all belong to `ctx`) in `out.contained`. The collected refs go to
+// `keep`, which the caller holds until the task is submitted (and so holds
+// them): a temporary argument may own the only refs.
 template <class P>
-caf::error write_arg(const P& x, const ref_context* ctx, task_arg& out) {
+caf::error write_arg(const P& x, const ref_context* ctx, task_arg& out,
+                     std::vector<ref_base>& keep) {
   std::vector<ref_base> refs;
   {
     ref_collect_scope scope{refs};
@@ -91,13 +94,15 @@ caf::error write_arg(const P& x, const ref_context* ctx, task_arg& out) {
     d.id = r.id();
     r.context()->describe(r.id(), d);
     out.contained.push_back(std::move(d));
+    keep.push_back(std::move(r));
   }
   return caf::none;
 }
 
 // Turns one argument into a task_arg for a parameter of type P.
 template <class P, class X>
-caf::error make_arg(X&& x, const ref_context* ctx, task_arg& out) {
+caf::error make_arg(X&& x, const ref_context* ctx, task_arg& out,
+                    std::vector<ref_base>& keep) {
   using D = std::decay_t<X>;
   out.type = type_tag<P>();
   if constexpr (is_ref<D>::value && !is_ref<P>::value) {
@@ -109,24 +114,26 @@ caf::error make_arg(X&& x, const ref_context* ctx, task_arg& out) {
       return make_error(actors_errc::invalid_argument,
                         "a ref owned by another runtime");
     out.kind = 1;
-    out.ref = x.id();
+    out.ref = x.id(); // `x` outlives the submission (a full-expression)
     return caf::none;
   } else if constexpr (std::is_same_v<D, P>) {
-    return write_arg<P>(x, ctx, out);
+    return write_arg<P>(x, ctx, out, keep);
   } else {
     P tmp(std::forward<X>(x));
-    return write_arg<P>(tmp, ctx, out);
+    return write_arg<P>(tmp, ctx, out, keep);
   }
 }
 
 template <class Params, size_t... Is, class... Xs>
-caf::error make_args([[maybe_unused]] const ref_context* ctx, std::vector<task_arg>& out,
+caf::error make_args([[maybe_unused]] const ref_context* ctx,
+                     std::vector<task_arg>& out,
+                     [[maybe_unused]] std::vector<ref_base>& keep,
                      std::index_sequence<Is...>, Xs&&... xs) {
   out.resize(sizeof...(Xs));
   caf::error err;
   static_cast<void>(
     ((err = make_arg<std::tuple_element_t<Is, Params>>(std::forward<Xs>(xs),
-                                                       ctx, out[Is]),
+                                                       ctx, out[Is], keep),
       !err)
      && ...));
   return err;
@@ -177,6 +184,13 @@ struct runtime_stats {
   uint64_t owned_objects = 0;
   /// Objects owned by other processes that the driver borrows.
   uint64_t borrowed_objects = 0;
+  /// Refs the driver sent in plain CAF messages, held until the receiver
+  /// registered (transit holds).
+  uint64_t transit_holds = 0;
+  /// Borrow registrations sent and not answered, plus releases and frees
+  /// waiting to be sent.
+  uint64_t pending_registrations = 0;
+  uint64_t pending_releases = 0;
   /// Tasks sent to workers whose results have not come back.
   uint64_t in_flight_tasks = 0;
   /// Tasks the owner holds back until their arguments are ready.
@@ -346,8 +360,9 @@ private:
     spec.actor = actor;
     spec.method = method;
     spec.result_type = result_type;
+    std::vector<ref_base> keep; // the argument's refs, until submitted
     if (auto err = internal::make_args<Params>(
-          internal::context_of(*impl_), spec.args,
+          internal::context_of(*impl_), spec.args, keep,
           std::make_index_sequence<sizeof...(Ts)>{}, std::forward<Ts>(xs)...))
       return internal::failed_ref(*impl_, std::move(err));
     return internal::submit(*impl_, std::move(spec), call_site);
@@ -399,8 +414,9 @@ public:
     spec.actor = state_->id;
     spec.method = index;
     spec.result_type = type_tag<result>();
+    std::vector<ref_base> keep; // the argument's refs, until submitted
     if (auto err = internal::make_args<typename traits::args>(
-          internal::context_of(rt), spec.args,
+          internal::context_of(rt), spec.args, keep,
           std::make_index_sequence<sizeof...(Ts)>{}, std::forward<Ts>(xs)...))
       return ref<result>{internal::failed_ref(rt, std::move(err))};
     return ref<result>{
@@ -468,8 +484,9 @@ template <class C, class... Ts>
     spec.actor = st.id;
     spec.result_type = type_tag<unit_t>();
     spec.durable = std::move(durable_name);
+    std::vector<ref_base> keep; // the argument's refs, until submitted
     if (auto err = internal::make_args<params>(
-          internal::context_of(*impl_), spec.args,
+          internal::context_of(*impl_), spec.args, keep,
           std::make_index_sequence<sizeof...(args)>{},
           std::forward<decltype(args)>(args)...))
       return internal::failed_ref(*impl_, std::move(err));

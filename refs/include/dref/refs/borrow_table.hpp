@@ -75,6 +75,10 @@ public:
   /// The owner acknowledged the registration of `id` (if still borrowed).
   void registered(const object_id& id);
 
+  /// The registration of `id` did not happen (no answer, unreachable):
+  /// the entry is neither registered nor being registered any more.
+  void registration_failed(const object_id& id);
+
   /// The owner with id `owner` is gone: its objects fail with `why`.
   /// Returns the ids borrowed from it.
   std::vector<object_id> owner_died(uint64_t owner, caf::error why);
