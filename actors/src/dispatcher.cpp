@@ -37,6 +37,8 @@ void dispatcher::remove_worker(
   const std::map<uint64_t, std::shared_ptr<const task_spec>>& restores) {
   if (workers_.erase(w) == 0)
     return;
+  for (auto i = stale_.begin(); i != stale_.end();)
+    i = i->first.second == w ? stale_.erase(i) : std::next(i);
   auto died = [w] {
     return make_error(actors_errc::worker_died,
                       "worker " + std::to_string(w) + " died");
@@ -100,6 +102,78 @@ void dispatcher::remove_worker(
     dead_actors_.emplace(i->first, std::move(err));
     i = actors_.erase(i);
   }
+}
+
+void dispatcher::rollback(uint64_t actor,
+                          std::shared_ptr<const task_spec> restore,
+                          const caf::error& err, dispatch_result& out) {
+  auto a = actors_.find(actor);
+  if (a == actors_.end())
+    return;
+  auto w = a->second.worker;
+  // Take the actor's in-flight calls back, in send order.
+  std::vector<std::pair<uint64_t, std::shared_ptr<const task_spec>>> back;
+  for (auto i = in_flight_.begin(); i != in_flight_.end();) {
+    auto& f = i->second;
+    if (f.spec->actor != actor
+        || f.spec->kind == static_cast<uint8_t>(task_kind::function)) {
+      ++i;
+      continue;
+    }
+    if (auto ws = workers_.find(f.worker);
+        ws != workers_.end() && ws->second.load > 0)
+      --ws->second.load;
+    back.emplace_back(f.seq, std::move(f.spec));
+    i = in_flight_.erase(i);
+  }
+  std::sort(back.begin(), back.end(),
+            [](auto& x, auto& y) { return x.first < y.first; });
+  if (!restore) {
+    // No good state to go back to: the actor dies. Results the worker
+    // still reports for these calls are `unknown` and freed there.
+    for (auto& [seq, spec] : back)
+      fail(spec, err, out);
+    for (auto& t : a->second.queue)
+      fail(t, err, out);
+    if (workers_.count(w) > 0) {
+      task_spec drop;
+      drop.kind = static_cast<uint8_t>(task_kind::actor_destroy);
+      drop.name = a->second.cls;
+      drop.actor = actor;
+      out.sends.emplace_back(w, std::move(drop));
+    }
+    blocked_actors_.erase(actor);
+    dead_actors_.emplace(actor, err);
+    actors_.erase(a);
+    return;
+  }
+  std::deque<std::shared_ptr<const task_spec>> q;
+  q.push_back(std::move(restore));
+  for (auto& [seq, spec] : back) {
+    ++stale_[{spec->result, w}];
+    q.push_back(std::move(spec));
+  }
+  for (auto& t : a->second.queue)
+    q.push_back(std::move(t));
+  a->second.queue = std::move(q);
+  blocked_actors_.insert(actor);
+}
+
+dispatcher::report dispatcher::classify(const object_id& id, worker_id w) {
+  if (auto s = stale_.find({id, w}); s != stale_.end()) {
+    if (--s->second == 0)
+      stale_.erase(s);
+    return report::stale;
+  }
+  auto i = in_flight_.find(id);
+  if (i == in_flight_.end() || i->second.worker != w)
+    return report::unknown;
+  return report::current;
+}
+
+const task_spec* dispatcher::in_flight_task(const object_id& id) const {
+  auto i = in_flight_.find(id);
+  return i != in_flight_.end() ? i->second.spec.get() : nullptr;
 }
 
 std::vector<std::tuple<uint64_t, std::string, std::string>>

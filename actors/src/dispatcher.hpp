@@ -59,6 +59,36 @@ public:
     worker_id w, dispatch_result& out,
     const std::map<uint64_t, std::shared_ptr<const task_spec>>& restores = {});
 
+  /// Rolls durable actor `actor` back after a checkpoint write failed
+  /// (docs/architecture.md, "Rollback after a failed write"), step 3:
+  /// - with `restore` (a restore task made from its last good checkpoint):
+  ///   its in-flight calls, which ran or will run on the state being
+  ///   dropped, are taken back (their results from the worker will be
+  ///   `stale`), and its queue becomes: `restore`, those calls in the order
+  ///   they were sent, then the calls queued already. It stays on its
+  ///   worker; nothing of it is sent before `restore`.
+  /// - without (it has no good checkpoint, or it could not be read): the
+  ///   actor dies with `err`: its in-flight and queued calls fail with
+  ///   `err`, and its worker is told to drop the instance.
+  void rollback(uint64_t actor, std::shared_ptr<const task_spec> restore,
+                const caf::error& err, dispatch_result& out);
+
+  /// How a result reported by a worker relates to the tasks in flight.
+  enum class report {
+    current, ///< the result of the task in flight: complete it
+    stale,   ///< of a call a rollback took back: drop it (its re-run follows)
+    unknown, ///< of no task in flight (its worker was declared dead, or its
+             ///< actor died): free the worker's copy
+  };
+
+  /// Classifies the result `id` that worker `w` reported. A `stale` answer
+  /// is given once per call taken back, so the re-run's result, which the
+  /// worker reports later (it runs tasks in arrival order), is `current`.
+  report classify(const object_id& id, worker_id w);
+
+  /// The task in flight that makes `id`, if any.
+  const task_spec* in_flight_task(const object_id& id) const;
+
   /// The durable actors living on worker `w`: (actor id, class name,
   /// durable name).
   std::vector<std::tuple<uint64_t, std::string, std::string>>
@@ -141,6 +171,10 @@ private:
   std::unordered_map<uint64_t, actor_state> actors_;
   std::unordered_set<uint64_t> blocked_actors_; // actors with a queue
   std::unordered_map<uint64_t, caf::error> dead_actors_;
+  // Results a worker will still report for calls a rollback took back:
+  // (result id, worker) -> how many. Up in `rollback`, down in `classify`
+  // (and dropped with the worker in `remove_worker`).
+  std::map<std::pair<object_id, worker_id>, size_t> stale_;
   size_t next_ = 0; // round-robin start among equally loaded workers
   uint64_t next_seq_ = 0; // counts sends
   caf::error unavailable_; // set while no worker exists or is coming

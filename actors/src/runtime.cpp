@@ -18,8 +18,7 @@
 #include "caf/io/middleman.hpp"
 
 #include "dref/actors/error.hpp"
-#include "dref/persist/record_codec.hpp"
-#include "dref/persist/rocksdb_checkpoint_store.hpp"
+#include "dref/persist/error.hpp"
 #include "dref/refs/error.hpp"
 
 namespace dref {
@@ -94,6 +93,9 @@ clock_type::time_point deadline_of(caf::timespan timeout) {
 runtime_impl::runtime_impl(config cfg)
   : cfg_(std::move(cfg)),
     owner_id_(random_owner_id()),
+    ckpt_(std::make_unique<checkpointer>(
+      cfg_.state_dir.empty() ? run_directory() + "/state" : cfg_.state_dir,
+      cfg_.checkpoint_faults)),
     table_([this](const object_id& id, object_entry&& e) {
       on_free(id, std::move(e));
     }) {
@@ -315,99 +317,33 @@ ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
   return ref_base{id, shared_from_this()};
 }
 
-caf::error runtime_impl::open_checkpoints() {
-  if (ckpt_)
-    return caf::none;
-  auto dir = cfg_.state_dir.empty() ? run_directory() + "/state"
-                                    : cfg_.state_dir;
-  auto store = rocksdb_checkpoint_store::open(dir);
-  if (!store)
-    return std::move(store.error());
-  ckpt_ = std::move(*store);
-  return caf::none;
-}
-
 ref_base runtime_impl::submit_durable(task_spec create,
                                       const void* call_site) {
   if (!running_)
     return failed_ref(runtime_down_error());
-  std::optional<checkpoint> found;
-  {
-    std::lock_guard<std::mutex> guard{ckpt_mtx_};
-    if (auto err = open_checkpoints())
-      return failed_ref(std::move(err));
-    auto cp = read_checkpoint(*ckpt_, create.durable);
-    if (!cp)
-      return failed_ref(std::move(cp.error()));
-    found = std::move(*cp);
-    ckpt_versions_[create.durable] = found ? found->version : 0;
-  }
-  if (found) {
+  auto found = ckpt_->load(create.durable);
+  if (!found)
+    return failed_ref(std::move(found.error()));
+  if (*found) {
     // Saved state wins over constructor arguments.
     create.kind = static_cast<uint8_t>(task_kind::actor_restore);
     task_arg arg;
     arg.type = type_tag<blob>();
-    arg.value.assign(found->state.begin(), found->state.end());
+    arg.value.assign((*found)->state.begin(), (*found)->state.end());
     create.args.clear();
     create.args.push_back(std::move(arg));
   }
   return submit(std::move(create), call_site);
 }
 
-void runtime_impl::checkpoint_results(std::vector<task_result>& results) {
-  write_batch batch;
-  {
-    std::lock_guard<std::mutex> guard{ckpt_mtx_};
-    if (!ckpt_)
-      return;
-    for (auto& r : results) {
-      if (r.durable.empty())
-        continue;
-      checkpoint cp;
-      cp.actor = r.durable;
-      cp.version = ++ckpt_versions_[r.durable];
-      cp.state.assign(r.state.begin(), r.state.end());
-      put_checkpoint(batch, cp); // a later state of the same actor wins
-    }
-    if (batch.empty())
-      return;
-    // One synced write for every durable call in this batch (group commit).
-    auto err = ckpt_->write(batch);
-    if (!err)
-      return;
-    for (auto& r : results)
-      if (!r.durable.empty()) {
-        r.status = task_result::failed;
-        r.error = err;
-        r.value.clear();
-      }
-  }
-}
-
 std::map<uint64_t, std::shared_ptr<const task_spec>>
 runtime_impl::restores_for(worker_id w) {
   std::map<uint64_t, std::shared_ptr<const task_spec>> result;
-  auto actors = dispatcher_.durable_actors_on(w);
-  if (actors.empty())
-    return result;
-  std::lock_guard<std::mutex> guard{ckpt_mtx_};
-  if (!ckpt_)
-    return result;
-  for (auto& [id, cls, name] : actors) {
-    auto cp = read_checkpoint(*ckpt_, name);
-    if (!cp || !*cp)
+  for (auto& [id, cls, name] : dispatcher_.durable_actors_on(w)) {
+    auto t = ckpt_->restore_task(id, cls, name);
+    if (!t || !*t)
       continue; // no usable checkpoint: the actor dies with its worker
-    auto t = std::make_shared<task_spec>();
-    t->kind = static_cast<uint8_t>(task_kind::actor_restore);
-    t->name = cls;
-    t->actor = id;
-    t->durable = name;
-    t->result_type = type_tag<unit_t>();
-    task_arg arg;
-    arg.type = type_tag<blob>();
-    arg.value.assign((*cp)->state.begin(), (*cp)->state.end());
-    t->args.push_back(std::move(arg));
-    result.emplace(id, std::move(t));
+    result.emplace(id, std::move(*t));
   }
   return result;
 }
@@ -613,8 +549,56 @@ caf::error runtime_impl::on_register(const worker_registration& reg) {
 }
 
 void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
-  // Durable calls are acknowledged only once their state is on disk.
-  checkpoint_results(results);
+  // Steps of "Rollback after a failed write" (docs/architecture.md).
+  // 1. Drop the results of calls a rollback took back (stale: they ran on
+  //    a state that was dropped; their re-runs follow) and of calls no
+  //    longer in flight (their worker's copy goes). Neither is written.
+  std::vector<std::tuple<uint64_t, std::string, std::string>> durable;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto keep = results.begin();
+    for (auto& r : results) {
+      switch (dispatcher_.classify(r.id, w)) {
+        case dispatcher::report::stale:
+          continue;
+        case dispatcher::report::unknown:
+          // Its worker was declared dead, or its actor died, and the
+          // object failed already. Only the stored copy must go.
+          frees_[w].push_back(r.id);
+          ++queued_frees_;
+          schedule_free_flush();
+          continue;
+        case dispatcher::report::current:
+          break;
+      }
+      if (!r.durable.empty())
+        if (auto t = dispatcher_.in_flight_task(r.id))
+          durable.emplace_back(t->actor, t->name, r.durable);
+      if (&*keep != &r)
+        *keep = std::move(r);
+      ++keep;
+    }
+    results.erase(keep, results.end());
+  }
+  // 2. One synced write for the states of the whole batch; durable calls
+  //    are acknowledged only once it succeeded. If it failed, each durable
+  //    result of the batch is now a failure with the write's error.
+  auto write_err = ckpt_->write(results);
+  // 3. After a failed write, every actor of the batch goes back to its last
+  //    good checkpoint (read now, outside mtx_) before any later call runs.
+  struct rollback_plan {
+    uint64_t id;
+    std::string name;
+    caf::expected<std::shared_ptr<const task_spec>> restore;
+  };
+  std::vector<rollback_plan> rollbacks;
+  if (write_err) {
+    std::set<uint64_t> seen;
+    for (auto& [id, cls, name] : durable)
+      if (seen.insert(id).second)
+        rollbacks.push_back(
+          rollback_plan{id, name, ckpt_->restore_task(id, cls, name)});
+  }
   std::vector<object_id> changed;
   changed.reserve(results.size());
   {
@@ -622,14 +606,7 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
     dispatch_result out;
     for (auto& r : results) {
       bool known = false;
-      if (!dispatcher_.completed(r.id, out)) {
-        // Not in flight: its worker was declared dead and the object failed
-        // already. Only the stored copy must go.
-        frees_[w].push_back(r.id);
-        ++queued_frees_;
-        schedule_free_flush();
-        continue;
-      }
+      dispatcher_.completed(r.id, out);
       switch (r.status) {
         case task_result::inline_value:
           known = table_.set_ready(
@@ -649,6 +626,24 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
         schedule_free_flush();
       }
       changed.push_back(r.id);
+    }
+    // 4. The rollback itself: the restore goes first, then the calls that
+    //    were in flight (re-run on the restored state), then queued ones.
+    //    No good checkpoint: the actor dies, its calls fail.
+    for (auto& [id, name, restore] : rollbacks) {
+      if (restore) {
+        // A null restore (no checkpoint yet: the write of its first state
+        // failed) makes the actor die with the write's error.
+        dispatcher_.rollback(id, std::move(*restore), write_err, out);
+      } else {
+        auto err = make_error(
+          persist_errc::io_error,
+          "durable actor '" + name + "' cannot be rolled back after a "
+            "failed checkpoint write (" + caf::to_string(write_err)
+            + "): its last checkpoint cannot be read: "
+            + caf::to_string(restore.error()));
+        dispatcher_.rollback(id, nullptr, err, out);
+      }
     }
     settle(out, changed);
   }

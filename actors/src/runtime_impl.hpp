@@ -13,6 +13,7 @@
 #include "caf/actor_system_config.hpp"
 #include "caf/typed_response_promise.hpp"
 
+#include "checkpointer.hpp"
 #include "dispatcher.hpp"
 #include "messages.hpp"
 #include "worker_pool.hpp"
@@ -136,11 +137,6 @@ private:
   // Delivers answers to `get` requests waiting for `ids` (owner actor only).
   void deliver_waiters(const std::vector<object_id>& ids);
   caf::expected<int> launch_worker(worker_id id);
-  // Opens the checkpoint store on first use. @pre ckpt_mtx_ held.
-  caf::error open_checkpoints();
-  // Makes the states carried by `results` durable in one synced write;
-  // on failure the affected results fail with the write's error.
-  void checkpoint_results(std::vector<task_result>& results);
   // Restore tasks for the durable actors of worker `w` (their latest
   // checkpoints). @pre mtx_ held.
   std::map<uint64_t, std::shared_ptr<const task_spec>>
@@ -158,10 +154,9 @@ private:
   uint16_t port_ = 0;
   worker_pool pool_;
   std::string run_file_; // announces this driver to `dref memory`
-  // Checkpoints of durable actors; opened on the first durable spawn.
-  std::mutex ckpt_mtx_;
-  std::unique_ptr<checkpoint_store> ckpt_;            // guarded by ckpt_mtx_
-  std::map<std::string, uint64_t> ckpt_versions_;     // guarded by ckpt_mtx_
+  // Checkpoints of durable actors; the store opens on the first durable
+  // spawn. Thread-safe on its own; lock order: mtx_ before its lock.
+  std::unique_ptr<checkpointer> ckpt_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
   // Serializes starting replacement workers with `stop`.

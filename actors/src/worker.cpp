@@ -255,8 +255,13 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
         return make_error(actors_errc::unknown_function,
                           "cannot restore actor class '" + t.name + "'");
       auto obj = se->load(*args[0]);
-      if (!obj)
+      if (!obj) {
+        // No instance is better than one whose state was rolled back:
+        // later calls fail instead of running on it.
+        if (st.actors.erase(t.actor) > 0)
+          --*st.actor_count;
         return std::move(obj.error());
+      }
       if (st.actors.count(t.actor) == 0)
         ++*st.actor_count;
       st.actors[t.actor] = actor_instance{cls, std::move(*obj), t.durable};

@@ -2,11 +2,14 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "caf/timespan.hpp"
 
 namespace dref {
+
+class fault_injecting_store;
 
 /// Settings of a `runtime`. Plain value; read once when the runtime starts.
 struct config {
@@ -34,6 +37,13 @@ struct config {
   /// Directory of the checkpoint store of durable actors (RocksDB); empty
   /// means `<run directory>/state` (see docs/operations.md).
   std::string state_dir;
+  /// Test hook, unset in production. When set, the driver's checkpoint
+  /// store is wrapped in a `fault_injecting_store` (persist/) and this is
+  /// called with it once, when the store opens (at the first durable
+  /// spawn). A test keeps the reference (valid until the runtime is
+  /// destroyed) to fail chosen writes or reads, e.g.
+  /// `fail_next_writes(1, persist_errc::disk_full)`.
+  std::function<void(fault_injecting_store&)> checkpoint_faults;
 };
 
 /// Passed as a timeout: wait without a bound.
