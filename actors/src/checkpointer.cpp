@@ -55,6 +55,10 @@ caf::error checkpointer::write(std::vector<task_result>& results) {
     cp.actor = r.durable;
     cp.version = ++versions_[r.durable];
     cp.state.assign(r.state.begin(), r.state.end());
+    // The sequence table goes into the same record: one atomic write.
+    cp.sequence_numbers = r.table.seqs;
+    for (auto& [caller, reply] : r.table.replies)
+      cp.replies.emplace(caller, std::string{reply.begin(), reply.end()});
     put_checkpoint(batch, cp); // a later state of the same actor wins
   }
   if (batch.empty())
@@ -89,11 +93,21 @@ checkpointer::restore_task(uint64_t id, const std::string& cls,
   t->actor = id;
   t->durable = name;
   t->result_type = type_tag<unit_t>();
-  task_arg arg;
-  arg.type = type_tag<blob>();
-  arg.value.assign((*cp)->state.begin(), (*cp)->state.end());
-  t->args.push_back(std::move(arg));
+  t->args = restore_args(**cp);
   return std::shared_ptr<const task_spec>{std::move(t)};
+}
+
+std::vector<task_arg> checkpointer::restore_args(const checkpoint& cp) {
+  std::vector<task_arg> args(2);
+  args[0].type = type_tag<blob>();
+  args[0].value.assign(cp.state.begin(), cp.state.end());
+  sequence_table table;
+  table.seqs = cp.sequence_numbers;
+  for (auto& [caller, reply] : cp.replies)
+    table.replies.emplace(caller, blob{reply.begin(), reply.end()});
+  args[1].type = type_tag<blob>();
+  static_cast<void>(to_blob(table, args[1].value)); // plain maps: no error
+  return args;
 }
 
 } // namespace dref::internal

@@ -49,6 +49,10 @@ public:
   /// every durable result in `results` is turned into a failure with it.
   caf::error write(std::vector<task_result>& results);
 
+  /// The arguments of a restore task from `cp`: the state, and the
+  /// sequence table stored with it.
+  static std::vector<task_arg> restore_args(const checkpoint& cp);
+
   /// A restore task for actor `id` (class `cls`, durable name `name`) from
   /// its latest checkpoint; null when it has none; the read's error when it
   /// cannot be read.

@@ -47,6 +47,14 @@ struct dispatch_result {
 /// completed), or over (reported in `finished`).
 class dispatcher {
 public:
+  /// Calls on durable actors are numbered per actor and carry `caller` as
+  /// their caller id (docs/architecture.md, "Retries and the sequence
+  /// table"). With `resend_durable_calls` (a test hook, see
+  /// `config::test_resend_durable_calls`) each such call is sent twice in
+  /// a row and the first report of it is dropped as stale, so the answer
+  /// the owner takes is the retry's.
+  void set_caller(std::string caller, bool resend_durable_calls = false);
+
   void add_worker(worker_id w, uint16_t port);
 
   /// The worker died: its in-flight tasks and the queued calls of its
@@ -55,6 +63,8 @@ public:
   /// from its latest checkpoint): each moves to another worker, where the
   /// restore runs first, then its calls that were in flight (in submission
   /// order: their effects were never made durable), then its queued calls.
+  /// With no other worker left, such an actor waits for the next worker to
+  /// `add_worker`, or dies in `fail_held` when none is coming.
   void remove_worker(
     worker_id w, dispatch_result& out,
     const std::map<uint64_t, std::shared_ptr<const task_spec>>& restores = {});
@@ -140,11 +150,16 @@ private:
     size_t load = 0;
   };
 
+  // The worker of a durable actor whose worker died when no other was
+  // left: it is placed on the next worker that registers.
+  static constexpr worker_id no_worker = 0;
+
   struct actor_state {
-    worker_id worker = 0;
+    worker_id worker = no_worker;
     std::deque<std::shared_ptr<const task_spec>> queue;
     std::string cls;     // class name
     std::string durable; // durable name, empty for plain actors
+    uint64_t calls = 0;  // durable: sequence numbers given out
   };
 
   struct flight {
@@ -164,6 +179,9 @@ private:
   void drain_actor(uint64_t actor, const ownership_table& table,
                    dispatch_result& out);
   worker_id least_loaded();
+  // A durable actor's call with the next sequence number of `a`.
+  std::shared_ptr<const task_spec>
+  numbered(const std::shared_ptr<const task_spec>& t, actor_state& a) const;
 
   std::map<worker_id, worker_state> workers_;
   std::unordered_map<object_id, flight> in_flight_;
@@ -178,6 +196,8 @@ private:
   size_t next_ = 0; // round-robin start among equally loaded workers
   uint64_t next_seq_ = 0; // counts sends
   caf::error unavailable_; // set while no worker exists or is coming
+  std::string caller_;     // caller id of durable calls
+  bool resend_ = false;    // test hook: send durable calls twice
 };
 
 } // namespace dref::internal

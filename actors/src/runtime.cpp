@@ -99,7 +99,13 @@ runtime_impl::runtime_impl(config cfg)
     table_([this](const object_id& id, object_entry&& e) {
       on_free(id, std::move(e));
     }) {
-  // nop
+  // The caller id of this driver's calls on durable actors.
+  char id[32];
+  std::snprintf(id, sizeof(id), "driver-%016llx",
+                static_cast<unsigned long long>(owner_id_));
+  dispatcher_.set_caller(cfg_.test_caller_id.empty() ? id
+                                                     : cfg_.test_caller_id,
+                         cfg_.test_resend_durable_calls);
 }
 
 runtime_impl::~runtime_impl() {
@@ -327,11 +333,7 @@ ref_base runtime_impl::submit_durable(task_spec create,
   if (*found) {
     // Saved state wins over constructor arguments.
     create.kind = static_cast<uint8_t>(task_kind::actor_restore);
-    task_arg arg;
-    arg.type = type_tag<blob>();
-    arg.value.assign((*found)->state.begin(), (*found)->state.end());
-    create.args.clear();
-    create.args.push_back(std::move(arg));
+    create.args = checkpointer::restore_args(**found);
   }
   return submit(std::move(create), call_site);
 }

@@ -44,6 +44,18 @@ struct config {
   /// destroyed) to fail chosen writes or reads, e.g.
   /// `fail_next_writes(1, persist_errc::disk_full)`.
   std::function<void(fault_injecting_store&)> checkpoint_faults;
+  /// Test hook, off in production: every call on a durable actor is sent
+  /// to its worker twice in a row, as a retry would be, and the owner takes
+  /// the second answer (which the actor's sequence table must give without
+  /// applying the call again).
+  bool test_resend_durable_calls = false;
+  /// Test hook, empty in production: the caller id of this driver's calls
+  /// on durable actors (normally "driver-<random owner id>", new in every
+  /// run). A second run with the same id numbers its calls from 1 again, so
+  /// they look like retries of the first run's calls: this is how tests
+  /// show that the sequence table stored with the state answers retries
+  /// after a restart.
+  std::string test_caller_id;
 };
 
 /// Passed as a timeout: wait without a bound.
