@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,29 +40,64 @@ public:
 
   ~checkpointer();
 
-  /// Reads the latest checkpoint of `name` (opening the store on first
-  /// use): an empty optional when it has none.
-  caf::expected<std::optional<checkpoint>> load(const std::string& name);
+  /// What `load` found for one durable actor.
+  struct found {
+    /// The newest checkpoint that decodes; none when the actor has none.
+    std::optional<checkpoint> cp;
+    /// Set when a record of the actor is corrupt and `cp` is the other
+    /// (previous) one: the `checkpoint_corrupt` error naming the actor.
+    caf::error fell_back;
+    /// The actor's class as recorded in `actor_meta`; empty if unknown
+    /// (written before dref recorded classes).
+    std::string cls;
+  };
+
+  /// Reads the newest good checkpoint of `name` and its class (opening the
+  /// store on first use). Protocol (docs/architecture.md, "Corrupt
+  /// checkpoints"): both slots are read; the newest record that decodes
+  /// wins; a corrupt record is skipped when the other slot decodes (and
+  /// reported in `fell_back`); with no good record but a corrupt one, the
+  /// result is that `checkpoint_corrupt` error; `incompatible_state` and
+  /// I/O errors are returned as they are.
+  caf::expected<found> load(const std::string& name);
 
   /// Makes the states carried by `results` (those with a durable name)
-  /// durable in ONE synced write; a later state of the same actor in the
-  /// batch wins. Returns the write's error; then nothing was written and
-  /// every durable result in `results` is turned into a failure with it.
-  caf::error write(std::vector<task_result>& results);
+  /// durable in ONE synced write; each state goes to the slot its version
+  /// selects, so the actor's previous checkpoint stays. `classes` maps the
+  /// durable names to their class names, recorded in `actor_meta` with the
+  /// first write of each actor. Returns the write's error; then nothing was
+  /// written and every durable result in `results` is turned into a
+  /// failure with it.
+  caf::error write(std::vector<task_result>& results,
+                   const std::map<std::string, std::string>& classes);
+
+  /// The column family that holds checkpoint `version` of an actor: odd
+  /// versions `actor_state`, even ones `actor_state_alt`.
+  static column_family slot(uint64_t version) {
+    return version % 2 == 1 ? column_family::actor_state
+                            : column_family::actor_state_alt;
+  }
+
+  /// The value recorded in `actor_meta` for an actor of class `cls`, and
+  /// back (empty when `value` is not in this format).
+  static std::string encode_meta(const std::string& cls);
+  static std::string decode_meta(const std::string& value);
 
   /// The arguments of a restore task from `cp`: the state, and the
   /// sequence table stored with it.
   static std::vector<task_arg> restore_args(const checkpoint& cp);
 
   /// A restore task for actor `id` (class `cls`, durable name `name`) from
-  /// its latest checkpoint; null when it has none; the read's error when it
-  /// cannot be read.
+  /// its newest good checkpoint (as `load`); null when it has none; the
+  /// read's error when it cannot be read.
   caf::expected<std::shared_ptr<const task_spec>>
   restore_task(uint64_t id, const std::string& cls, const std::string& name);
 
 private:
   // Opens the store on first use. @pre mtx_ held.
   caf::error open();
+  // `load` without the lock. @pre mtx_ held, store open.
+  caf::expected<found> load_locked(const std::string& name);
 
   std::string dir_;
   std::function<void(fault_injecting_store&)> hook_;
@@ -70,6 +106,7 @@ private:
   std::unique_ptr<fault_injecting_store> faults_; // guarded by mtx_
   checkpoint_store* store_ = nullptr;             // guarded by mtx_
   std::map<std::string, uint64_t> versions_;      // guarded by mtx_
+  std::set<std::string> meta_written_;            // guarded by mtx_
 };
 
 } // namespace dref::internal

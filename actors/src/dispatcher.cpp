@@ -24,13 +24,13 @@ void dispatcher::set_caller(std::string caller, bool resend_durable_calls) {
 
 std::shared_ptr<const task_spec>
 dispatcher::numbered(const std::shared_ptr<const task_spec>& t,
-                     actor_state& a) const {
+                     const actor_state& a) {
   if (a.durable.empty()
       || t->kind != static_cast<uint8_t>(task_kind::actor_call))
     return t;
   auto c = std::make_shared<task_spec>(*t);
   c->caller = caller_;
-  c->seq = ++a.calls;
+  c->seq = ++durable_calls_[a.durable];
   return c;
 }
 
@@ -223,6 +223,25 @@ dispatcher::report dispatcher::classify(const object_id& id, worker_id w) {
   return report::current;
 }
 
+bool dispatcher::durable_busy(const std::string& name) {
+  for (auto& [id, a] : actors_)
+    if (a.durable == name)
+      return true;
+  bool busy = false;
+  for (auto i = destroyed_durable_.begin(); i != destroyed_durable_.end();) {
+    auto id = i->first;
+    bool flying = std::any_of(in_flight_.begin(), in_flight_.end(),
+                              [id](auto& f) { return f.second.spec->actor == id; });
+    if (!flying) {
+      i = destroyed_durable_.erase(i);
+      continue;
+    }
+    busy = busy || i->second == name;
+    ++i;
+  }
+  return busy;
+}
+
 const task_spec* dispatcher::in_flight_task(const object_id& id) const {
   auto i = in_flight_.find(id);
   return i != in_flight_.end() ? i->second.spec.get() : nullptr;
@@ -395,6 +414,8 @@ void dispatcher::drain_actor(uint64_t actor, const ownership_table& table,
       q.pop_front();
       out.sends.emplace_back(target, *t);
       out.finished.push_back(t);
+      if (!i->second.durable.empty())
+        destroyed_durable_.emplace(actor, i->second.durable);
       actors_.erase(i);
       blocked_actors_.erase(actor);
       return;

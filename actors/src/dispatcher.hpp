@@ -83,6 +83,10 @@ public:
   void rollback(uint64_t actor, std::shared_ptr<const task_spec> restore,
                 const caf::error& err, dispatch_result& out);
 
+  /// True while an instance of the durable actor `name` exists here or a
+  /// call of an earlier, destroyed one is still in flight.
+  bool durable_busy(const std::string& name);
+
   /// How a result reported by a worker relates to the tasks in flight.
   enum class report {
     current, ///< the result of the task in flight: complete it
@@ -159,7 +163,6 @@ private:
     std::deque<std::shared_ptr<const task_spec>> queue;
     std::string cls;     // class name
     std::string durable; // durable name, empty for plain actors
-    uint64_t calls = 0;  // durable: sequence numbers given out
   };
 
   struct flight {
@@ -179,9 +182,9 @@ private:
   void drain_actor(uint64_t actor, const ownership_table& table,
                    dispatch_result& out);
   worker_id least_loaded();
-  // A durable actor's call with the next sequence number of `a`.
+  // A durable actor's call with the next sequence number of its name.
   std::shared_ptr<const task_spec>
-  numbered(const std::shared_ptr<const task_spec>& t, actor_state& a) const;
+  numbered(const std::shared_ptr<const task_spec>& t, const actor_state& a);
 
   std::map<worker_id, worker_state> workers_;
   std::unordered_map<object_id, flight> in_flight_;
@@ -193,10 +196,17 @@ private:
   // (result id, worker) -> how many. Up in `rollback`, down in `classify`
   // (and dropped with the worker in `remove_worker`).
   std::map<std::pair<object_id, worker_id>, size_t> stale_;
+  // Destroyed durable actors (id -> name) that may have calls in flight;
+  // pruned by `durable_busy`.
+  std::map<uint64_t, std::string> destroyed_durable_;
   size_t next_ = 0; // round-robin start among equally loaded workers
   uint64_t next_seq_ = 0; // counts sends
   caf::error unavailable_; // set while no worker exists or is coming
   std::string caller_;     // caller id of durable calls
+  // Per durable name: the sequence numbers given out to `caller_`'s calls
+  // (per name, not per instance: a later instance of the name restores the
+  // table that holds the earlier instance's numbers).
+  std::unordered_map<std::string, uint64_t> durable_calls_;
   bool resend_ = false;    // test hook: send durable calls twice
 };
 

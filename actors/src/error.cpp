@@ -25,6 +25,8 @@ std::string to_string(actors_errc x) {
       return "invalid_argument";
     case actors_errc::already_applied:
       return "already_applied";
+    case actors_errc::unknown_actor:
+      return "unknown_actor";
   }
   return "actors_errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

@@ -325,17 +325,69 @@ ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
 
 ref_base runtime_impl::submit_durable(task_spec create,
                                       const void* call_site) {
+  auto r = spawn_durable(std::move(create), call_site, false);
+  return r ? std::move(*r) : failed_ref(std::move(r.error()));
+}
+
+caf::expected<ref_base> runtime_impl::spawn_durable(task_spec create,
+                                                    const void* call_site,
+                                                    bool must_exist) {
   if (!running_)
-    return failed_ref(runtime_down_error());
-  auto found = ckpt_->load(create.durable);
+    return runtime_down_error();
+  const auto& name = create.durable;
+  {
+    // An earlier instance of this name whose last handle is gone may still
+    // have calls to finish (and checkpoints to write): wait, bounded.
+    constexpr auto limit = std::chrono::seconds{60};
+    std::unique_lock<std::mutex> lk{mtx_};
+    auto idle = [&] { return stopped_ || !dispatcher_.durable_busy(name); };
+    if (!cv_.wait_for(lk, limit, idle))
+      return make_error(actors_errc::timeout,
+                        "durable actor '" + name + "': the calls of its "
+                          "previous instance did not finish within 60 s");
+  }
+  auto found = ckpt_->load(name);
   if (!found)
-    return failed_ref(std::move(found.error()));
-  if (*found) {
+    return std::move(found.error());
+  if (!found->cls.empty() && found->cls != create.name)
+    return make_error(refs_errc::type_mismatch,
+                      "durable actor '" + name + "' is a " + found->cls
+                        + ", not a " + create.name);
+  if (found->fell_back)
+    std::fprintf(stderr, "dref: %s; restoring version %llu instead\n",
+                 caf::to_string(found->fell_back).c_str(),
+                 static_cast<unsigned long long>(found->cp->version));
+  if (found->cp) {
     // Saved state wins over constructor arguments.
     create.kind = static_cast<uint8_t>(task_kind::actor_restore);
-    create.args = checkpointer::restore_args(**found);
+    create.args = checkpointer::restore_args(*found->cp);
+  } else if (must_exist) {
+    return make_error(actors_errc::unknown_actor,
+                      "no durable actor named '" + name + "' is stored");
   }
   return submit(std::move(create), call_site);
+}
+
+caf::expected<std::shared_ptr<void>> runtime_impl::durable_actor(
+  const std::string& name, const std::type_info& type,
+  const std::function<caf::expected<std::shared_ptr<void>>()>& make) {
+  std::lock_guard<std::mutex> guard{durable_mtx_};
+  auto i = durables_.find(name);
+  if (i != durables_.end()) {
+    if (auto live = i->second.handle.lock()) {
+      if (*i->second.type != type)
+        return make_error(refs_errc::type_mismatch,
+                          "durable actor '" + name
+                            + "' is alive in this runtime as another class");
+      return live;
+    }
+  }
+  auto made = make();
+  if (made)
+    durables_[name] = durable_entry{&type, *made};
+  else if (i != durables_.end())
+    durables_.erase(i);
+  return made;
 }
 
 std::map<uint64_t, std::shared_ptr<const task_spec>>
@@ -585,7 +637,10 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
   // 2. One synced write for the states of the whole batch; durable calls
   //    are acknowledged only once it succeeded. If it failed, each durable
   //    result of the batch is now a failure with the write's error.
-  auto write_err = ckpt_->write(results);
+  std::map<std::string, std::string> classes;
+  for (auto& [id, cls, name] : durable)
+    classes.emplace(name, cls);
+  auto write_err = ckpt_->write(results, classes);
   // 3. After a failed write, every actor of the batch goes back to its last
   //    good checkpoint (read now, outside mtx_) before any later call runs.
   struct rollback_plan {
@@ -1010,6 +1065,19 @@ std::vector<bool> wait_ids(runtime_impl& rt,
 ref_base submit_durable(runtime_impl& rt, task_spec create,
                         const void* call_site) {
   return rt.submit_durable(std::move(create), call_site);
+}
+
+caf::expected<ref_base> recover_durable(runtime_impl& rt, task_spec create,
+                                        const void* call_site) {
+  return rt.spawn_durable(std::move(create), call_site, true);
+}
+
+caf::expected<std::shared_ptr<void>>
+durable_actor(runtime_impl& rt, const std::string& name,
+              const std::type_info& type,
+              const std::function<caf::expected<std::shared_ptr<void>>()>&
+                make) {
+  return rt.durable_actor(name, type, make);
 }
 
 uint64_t next_actor_id(runtime_impl& rt) {

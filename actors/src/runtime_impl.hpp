@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <typeinfo>
 #include <unordered_map>
 #include <vector>
 
@@ -67,6 +68,17 @@ public:
 
   ref_base submit(task_spec spec, const void* call_site);
   ref_base submit_durable(task_spec create, const void* call_site);
+  // Spawn by name (docs/architecture.md, "Durable actors" step 1): waits
+  // until no earlier instance of the name has calls left, checks the class
+  // recorded for it, then submits a restore from its newest good checkpoint
+  // or, without one, `create` (or `unknown_actor` with `must_exist`).
+  caf::expected<ref_base> spawn_durable(task_spec create,
+                                        const void* call_site,
+                                        bool must_exist);
+  caf::expected<std::shared_ptr<void>>
+  durable_actor(const std::string& name, const std::type_info& type,
+                const std::function<caf::expected<std::shared_ptr<void>>()>&
+                  make);
   ref_base failed_ref(caf::error err);
   ref_base put_blob(blob value, const void* call_site);
   caf::expected<std::shared_ptr<const blob>> get_blob(const ref_base& x,
@@ -157,6 +169,15 @@ private:
   // Checkpoints of durable actors; the store opens on the first durable
   // spawn. Thread-safe on its own; lock order: mtx_ before its lock.
   std::unique_ptr<checkpointer> ckpt_;
+  // Handle states of durable actors by name while a handle lives, so one
+  // name has one instance per runtime. Lock order: durable_mtx_ before
+  // mtx_ and the checkpointer's lock.
+  struct durable_entry {
+    const std::type_info* type = nullptr;
+    std::weak_ptr<void> handle;
+  };
+  std::mutex durable_mtx_;
+  std::map<std::string, durable_entry> durables_; // guarded by durable_mtx_
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
   // Serializes starting replacement workers with `stop`.

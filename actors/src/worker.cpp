@@ -24,6 +24,7 @@
 
 #include "dref/actors/error.hpp"
 #include "dref/actors/registry.hpp"
+#include "dref/persist/error.hpp"
 #include "dref/refs/error.hpp"
 #include "dref/store/error.hpp"
 #include "dref/store/local_store.hpp"
@@ -269,7 +270,11 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
         // later calls fail instead of running on it.
         if (st.actors.erase(t.actor) > 0)
           --*st.actor_count;
-        return std::move(obj.error());
+        return make_error(persist_errc::incompatible_state,
+                          "durable actor '" + t.durable
+                            + "': its stored state does not load into class "
+                            + t.name + " ("
+                            + caf::to_string(obj.error().context()) + ")");
       }
       if (st.actors.count(t.actor) == 0)
         ++*st.actor_count;

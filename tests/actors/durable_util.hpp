@@ -5,7 +5,10 @@
 #include "test_util.hpp"
 
 #include <filesystem>
+#include <optional>
 #include <string>
+
+#include "dref/persist/record_codec.hpp"
 
 #include <stdlib.h>
 
@@ -32,6 +35,24 @@ inline config durable_cluster(const state_dir& dir, size_t workers = 2) {
   auto cfg = small_cluster(workers);
   cfg.state_dir = dir.path;
   return cfg;
+}
+
+/// The newest checkpoint of durable actor `name` in `store` (durable actors
+/// alternate between the `actor_state` and `actor_state_alt` families).
+inline std::optional<checkpoint> newest_checkpoint(const checkpoint_store& store,
+                                                   const std::string& name) {
+  std::optional<checkpoint> result;
+  for (auto cf : {column_family::actor_state, column_family::actor_state_alt}) {
+    auto bytes = store.read(cf, name);
+    REQUIRE(bytes);
+    if (!*bytes)
+      continue;
+    auto cp = record_codec::decode(name, **bytes);
+    REQUIRE(cp);
+    if (!result || cp->version > result->version)
+      result = std::move(*cp);
+  }
+  return result;
 }
 
 } // namespace dref::test

@@ -33,6 +33,9 @@ enum class actors_errc : uint8_t {
   /// was applied before and its reply is no longer kept (only the last
   /// call's reply per caller is). Stop: do not retry it again.
   already_applied = 7,
+  /// No durable actor of that name exists (it has no checkpoint). Stop, or
+  /// spawn it.
+  unknown_actor = 8,
 };
 
 constexpr caf::atom_value actors_category = caf::atom("dref_act");
