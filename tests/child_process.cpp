@@ -4,6 +4,7 @@
 #include <cstring>
 #include <iostream>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -35,6 +36,17 @@ int spawn_child(const std::string& name, const std::vector<std::string>& env) {
     ::_exit(126);
   }
   return pid;
+}
+
+bool wait_reaped(int pid, int limit_ms) {
+  for (int waited = 0;; waited += 10) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return true;
+    if (waited >= limit_ms)
+      return false;
+    ::usleep(10 * 1000);
+  }
 }
 
 int run_child_if_requested() {

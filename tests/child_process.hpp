@@ -27,6 +27,10 @@ struct child_program {
 /// caller reaps it.
 int spawn_child(const std::string& name, const std::vector<std::string>& env);
 
+/// Waits up to `limit_ms` for the child (or orphan adopted by this
+/// subreaper) `pid` to exit and reaps it; false if it is still running.
+bool wait_reaped(int pid, int limit_ms);
+
 /// If DREF_TEST_CHILD names a child program, runs it and returns its exit
 /// code (127 for an unknown name); otherwise returns -1.
 int run_child_if_requested();

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -13,6 +15,7 @@
 #include "caf/error.hpp"
 #include "caf/expected.hpp"
 
+#include "dref/actors/config.hpp"
 #include "dref/actors/task_spec.hpp"
 #include "dref/persist/checkpoint_store.hpp"
 #include "dref/persist/fault_injecting_store.hpp"
@@ -61,15 +64,46 @@ public:
   /// I/O errors are returned as they are.
   caf::expected<found> load(const std::string& name);
 
+  /// Sets the checkpoint policy of durable actor `name` (default: every
+  /// call).
+  void set_policy(const std::string& name, const checkpoint_policy& policy);
+
+  /// What a write did.
+  struct outcome {
+    /// The store's error, if the write failed.
+    caf::error err;
+    /// Actors (every-call policy) whose results the failed write failed:
+    /// they must be rolled back.
+    std::set<std::string> failed;
+    /// Set when an actor with a time policy has an unwritten state: call
+    /// `write_due` at this time.
+    std::optional<std::chrono::steady_clock::time_point> next_due;
+  };
+
   /// Makes the states carried by `results` (those with a durable name)
   /// durable in ONE synced write; each state goes to the slot its version
   /// selects, so the actor's previous checkpoint stays. `classes` maps the
   /// durable names to their class names, recorded in `actor_meta` with the
-  /// first write of each actor. Returns the write's error; then nothing was
-  /// written and every durable result in `results` is turned into a
-  /// failure with it.
-  caf::error write(std::vector<task_result>& results,
-                   const std::map<std::string, std::string>& classes);
+  /// first write of each actor.
+  /// - Every-call actors: if the write fails, nothing was written and each
+  ///   of their results in `results` becomes a failure with its error.
+  /// - Actors with a weaker policy: the state is kept here and written only
+  ///   when due (and always when the actor has no checkpoint yet); their
+  ///   results never fail: a failed write leaves the state pending, to be
+  ///   written at the next trigger.
+  outcome write(std::vector<task_result>& results,
+                const std::map<std::string, std::string>& classes);
+
+  /// Writes the pending states whose time is due (time policies).
+  outcome write_due();
+
+  /// Writes every pending state (a clean stop).
+  outcome write_all();
+
+  /// Store writes made so far.
+  uint64_t writes() const {
+    return writes_;
+  }
 
   /// The column family that holds checkpoint `version` of an actor: odd
   /// versions `actor_state`, even ones `actor_state_alt`.
@@ -94,8 +128,31 @@ public:
   restore_task(uint64_t id, const std::string& cls, const std::string& name);
 
 private:
+  using clock_type = std::chrono::steady_clock;
+
+  // An actor with a weaker policy: its newest state, kept until written.
+  struct lazy_state {
+    checkpoint_policy policy;
+    uint64_t since = 0; // calls since the last write
+    clock_type::time_point last_write;
+    bool dirty = false;
+    blob state;
+    sequence_table table;
+    std::string cls;
+  };
+
   // Opens the store on first use. @pre mtx_ held.
   caf::error open();
+  // Adds the checkpoint of `name` (next version) to `batch`, with its
+  // class in actor_meta when not written yet. @pre mtx_ held.
+  void add(write_batch& batch, const std::string& name, const blob& state,
+           const sequence_table& table, const std::string& cls,
+           std::vector<std::string>& new_meta);
+  // Writes the dirty lazy states chosen by `pick`. @pre mtx_ held.
+  template <class Pick>
+  outcome write_lazy(Pick pick);
+  // The next time a lazy state is due. @pre mtx_ held.
+  std::optional<clock_type::time_point> next_due() const;
   // `load` without the lock. @pre mtx_ held, store open.
   caf::expected<found> load_locked(const std::string& name);
 
@@ -107,6 +164,8 @@ private:
   checkpoint_store* store_ = nullptr;             // guarded by mtx_
   std::map<std::string, uint64_t> versions_;      // guarded by mtx_
   std::set<std::string> meta_written_;            // guarded by mtx_
+  std::map<std::string, lazy_state> lazy_;        // guarded by mtx_
+  std::atomic<uint64_t> writes_{0};
 };
 
 } // namespace dref::internal

@@ -139,6 +139,7 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
     },
     [rt](flush_atom, bool all_frees) { rt->flush(all_frees); },
     [rt](check_atom, int32_t pid) { rt->on_start_deadline(pid); },
+    [rt](ckpt_atom) { rt->on_checkpoint_timer(); },
     [rt](memory_atom) {
       return caf::make_result(rt->own_memory(), rt->worker_ports());
     },
@@ -256,6 +257,8 @@ void runtime_impl::stop() {
   }
   sys_.reset();
   caf_cfg_.reset();
+  // Nothing runs any more: write what weaker policies left pending.
+  ckpt_->write_all();
   if (!run_file_.empty())
     ::unlink(run_file_.c_str());
 }
@@ -324,14 +327,15 @@ ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
 }
 
 ref_base runtime_impl::submit_durable(task_spec create,
-                                      const void* call_site) {
-  auto r = spawn_durable(std::move(create), call_site, false);
+                                      const void* call_site,
+                                      const checkpoint_policy& policy) {
+  auto r = spawn_durable(std::move(create), call_site, false, policy);
   return r ? std::move(*r) : failed_ref(std::move(r.error()));
 }
 
-caf::expected<ref_base> runtime_impl::spawn_durable(task_spec create,
-                                                    const void* call_site,
-                                                    bool must_exist) {
+caf::expected<ref_base> runtime_impl::spawn_durable(
+  task_spec create, const void* call_site, bool must_exist,
+  const checkpoint_policy& policy) {
   if (!running_)
     return runtime_down_error();
   const auto& name = create.durable;
@@ -365,6 +369,7 @@ caf::expected<ref_base> runtime_impl::spawn_durable(task_spec create,
     return make_error(actors_errc::unknown_actor,
                       "no durable actor named '" + name + "' is stored");
   }
+  ckpt_->set_policy(name, policy);
   return submit(std::move(create), call_site);
 }
 
@@ -640,7 +645,9 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
   std::map<std::string, std::string> classes;
   for (auto& [id, cls, name] : durable)
     classes.emplace(name, cls);
-  auto write_err = ckpt_->write(results, classes);
+  auto written = ckpt_->write(results, classes);
+  auto& write_err = written.err;
+  arm_checkpoint_timer(written.next_due);
   // 3. After a failed write, every actor of the batch goes back to its last
   //    good checkpoint (read now, outside mtx_) before any later call runs.
   struct rollback_plan {
@@ -652,7 +659,7 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
   if (write_err) {
     std::set<uint64_t> seen;
     for (auto& [id, cls, name] : durable)
-      if (seen.insert(id).second)
+      if (written.failed.count(name) > 0 && seen.insert(id).second)
         rollbacks.push_back(
           rollback_plan{id, name, ckpt_->restore_task(id, cls, name)});
   }
@@ -749,6 +756,23 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
   cv_.notify_all();
   deliver_waiters(changed);
   flush();
+}
+
+void runtime_impl::arm_checkpoint_timer(
+  const std::optional<std::chrono::steady_clock::time_point>& due) {
+  if (!due || self_ == nullptr || (ckpt_timer_ && *ckpt_timer_ <= *due))
+    return;
+  ckpt_timer_ = due;
+  auto wait = std::max(*due - clock_type::now(), clock_type::duration{0});
+  self_->delayed_send(self_, std::chrono::duration_cast<caf::timespan>(wait),
+                      ckpt_atom::value);
+}
+
+void runtime_impl::on_checkpoint_timer() {
+  if (ckpt_timer_ && clock_type::now() < *ckpt_timer_)
+    return; // an earlier timer; the current one is still coming
+  ckpt_timer_.reset();
+  arm_checkpoint_timer(ckpt_->write_due().next_due);
 }
 
 void runtime_impl::on_start_deadline(int pid) {
@@ -957,6 +981,7 @@ caf::expected<runtime_stats> runtime_impl::stats(caf::timespan timeout) {
     result.in_flight_tasks = dispatcher_.in_flight();
     result.held_tasks = dispatcher_.held();
     result.actors = dispatcher_.actors();
+    result.checkpoint_writes = ckpt_->writes();
     for (auto& [id, c] : workers_)
       conns.push_back(c);
   }
@@ -1063,13 +1088,15 @@ std::vector<bool> wait_ids(runtime_impl& rt,
 }
 
 ref_base submit_durable(runtime_impl& rt, task_spec create,
-                        const void* call_site) {
-  return rt.submit_durable(std::move(create), call_site);
+                        const void* call_site,
+                        const checkpoint_policy& policy) {
+  return rt.submit_durable(std::move(create), call_site, policy);
 }
 
 caf::expected<ref_base> recover_durable(runtime_impl& rt, task_spec create,
-                                        const void* call_site) {
-  return rt.spawn_durable(std::move(create), call_site, true);
+                                        const void* call_site,
+                                        const checkpoint_policy& policy) {
+  return rt.spawn_durable(std::move(create), call_site, true, policy);
 }
 
 caf::expected<std::shared_ptr<void>>

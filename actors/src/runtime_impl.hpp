@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <typeinfo>
 #include <unordered_map>
@@ -67,14 +68,16 @@ public:
   // -- API --------------------------------------------------------------------
 
   ref_base submit(task_spec spec, const void* call_site);
-  ref_base submit_durable(task_spec create, const void* call_site);
+  ref_base submit_durable(task_spec create, const void* call_site,
+                          const checkpoint_policy& policy);
   // Spawn by name (docs/architecture.md, "Durable actors" step 1): waits
   // until no earlier instance of the name has calls left, checks the class
   // recorded for it, then submits a restore from its newest good checkpoint
   // or, without one, `create` (or `unknown_actor` with `must_exist`).
   caf::expected<ref_base> spawn_durable(task_spec create,
                                         const void* call_site,
-                                        bool must_exist);
+                                        bool must_exist,
+                                        const checkpoint_policy& policy);
   caf::expected<std::shared_ptr<void>>
   durable_actor(const std::string& name, const std::type_info& type,
                 const std::function<caf::expected<std::shared_ptr<void>>()>&
@@ -113,6 +116,8 @@ public:
   void on_worker_down(const caf::actor_addr& who);
   // A replacement worker `pid` should have registered by now.
   void on_start_deadline(int pid);
+  // Writes the pending checkpoints of time policies that are due.
+  void on_checkpoint_timer();
   void on_get(const object_id& id, caf::typed_response_promise<blob> rp);
   // Answers `rp` from the value of `id` (pending objects: later).
   void answer(const object_id& id, caf::typed_response_promise<blob> rp);
@@ -198,6 +203,12 @@ private:
   bool free_flush_pending_ = false;                      // guarded by mtx_
   size_t queued_frees_ = 0;                              // guarded by mtx_
   std::mutex flush_mtx_;
+
+  // Owner actor only: when the checkpoint timer (ckpt_atom) fires next.
+  std::optional<std::chrono::steady_clock::time_point> ckpt_timer_;
+  // Owner actor only: arms the checkpoint timer for `due`.
+  void arm_checkpoint_timer(
+    const std::optional<std::chrono::steady_clock::time_point>& due);
 
   // Owner actor only: the actor itself, while it runs.
   owner_actor::pointer self_ = nullptr;

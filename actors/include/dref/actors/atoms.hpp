@@ -16,5 +16,6 @@ using get_atom = caf::atom_constant<caf::atom("dref_get")>;
 using check_atom = caf::atom_constant<caf::atom("dref_check")>;
 using memory_atom = caf::atom_constant<caf::atom("dref_mem")>;
 using echo_atom = caf::atom_constant<caf::atom("dref_echo")>;
+using ckpt_atom = caf::atom_constant<caf::atom("dref_ckpt")>;
 
 } // namespace dref

@@ -58,6 +58,24 @@ struct config {
   std::string test_caller_id;
 };
 
+/// When a durable actor's state is written (see `durable`). The default,
+/// every call, acknowledges a call only once its effect is on disk. The
+/// others acknowledge at once and write every `calls` calls and/or once
+/// `interval` passed since the last write (whichever comes first; 0 turns
+/// a trigger off): weaker, because a crash of the driver loses up to
+/// `calls` - 1 acknowledged calls or `interval` of them. A worker's death
+/// loses nothing (the driver holds the newest state), a clean stop writes
+/// what is pending, and a failed write is retried at the next trigger
+/// instead of failing calls. See docs/architecture.md.
+struct checkpoint_policy {
+  uint64_t calls = 1;
+  caf::timespan interval = caf::timespan{0};
+
+  bool every_call() const noexcept {
+    return calls == 1 && interval == caf::timespan{0};
+  }
+};
+
 /// Passed as a timeout: wait without a bound.
 constexpr caf::timespan no_timeout = caf::timespan::max();
 

@@ -46,12 +46,14 @@ uint64_t next_actor_id(runtime_impl& rt);
 /// Submits the creation of a durable actor: a restore from its checkpoint
 /// when one exists, else `create` as given.
 ref_base submit_durable(runtime_impl& rt, task_spec create,
-                        const void* call_site);
+                        const void* call_site,
+                        const checkpoint_policy& policy);
 void destroy_actor(runtime_impl& rt, uint64_t actor, const std::string& cls);
 /// Submits the restore of the stored durable actor named by `create`
 /// (`unknown_actor` when it has no checkpoint).
 caf::expected<ref_base> recover_durable(runtime_impl& rt, task_spec create,
-                                        const void* call_site);
+                                        const void* call_site,
+                                        const checkpoint_policy& policy);
 /// The handle state of the durable actor `name`: the live one (which must
 /// be of class `type`), or a new one from `make`, remembered while alive.
 caf::expected<std::shared_ptr<void>>
@@ -167,6 +169,9 @@ struct runtime_stats {
   uint64_t held_tasks = 0;
   /// Live actor instances the owner knows of.
   uint64_t actors = 0;
+  /// Writes of durable actors' checkpoints to the store since the start
+  /// (each may hold many actors' states).
+  uint64_t checkpoint_writes = 0;
   std::vector<worker_stats> workers;
 };
 
@@ -182,7 +187,25 @@ class actor_handle;
 struct durable {
   explicit durable(std::string actor_name) : name(std::move(actor_name)) {
   }
+
+  /// Weaker policy: write the state every `n` calls (n >= 1) instead of
+  /// after each; calls are acknowledged at once. See `checkpoint_policy`.
+  durable& checkpoint_every(uint64_t n) {
+    policy.calls = n == 0 ? 1 : n;
+    policy.interval = caf::timespan{0};
+    return *this;
+  }
+
+  /// Weaker policy: write the state once `t` passed since the last write
+  /// (if it changed); calls are acknowledged at once.
+  durable& checkpoint_every(caf::timespan t) {
+    policy.calls = 0;
+    policy.interval = t;
+    return *this;
+  }
+
   std::string name;
+  checkpoint_policy policy;
 };
 
 /// Entry point of dref: starts (or, in a later stage, joins) a cluster and
@@ -302,7 +325,13 @@ public:
   /// actor, `io_error`); `incompatible_state` at `created()` when the
   /// stored state does not load into `C`.
   template <class C>
-  caf::expected<actor_handle<C>> actor(const std::string& name);
+  caf::expected<actor_handle<C>> actor(const std::string& name) {
+    return actor<C>(durable{name});
+  }
+
+  /// The same with a checkpoint policy (`durable(name).checkpoint_every`).
+  template <class C>
+  caf::expected<actor_handle<C>> actor(const durable& d);
 
   /// The worker processes, alive now.
   std::vector<worker_info> workers() const;
@@ -454,6 +483,7 @@ template <class C, class... Ts>
     return result;
   }
   auto site = __builtin_return_address(0);
+  checkpoint_policy policy;
   auto make = [&](uint64_t id, std::string durable_name, auto&&... args) {
     static_assert((!internal::is_ref<std::decay_t<decltype(args)>>::value
                    && ...),
@@ -474,7 +504,7 @@ template <class C, class... Ts>
       return internal::failed_ref(*impl_, std::move(err));
     if (spec.durable.empty())
       return internal::submit(*impl_, std::move(spec), site);
-    return internal::submit_durable(*impl_, std::move(spec), site);
+    return internal::submit_durable(*impl_, std::move(spec), site, policy);
   };
   if constexpr (sizeof...(Ts) > 0
                 && (std::is_same_v<std::decay_t<Ts>, durable> || ...)) {
@@ -482,6 +512,7 @@ template <class C, class... Ts>
     auto call_with = [&](auto&& first, auto&&... rest) {
       static_assert(std::is_same_v<std::decay_t<decltype(first)>, durable>,
                     "dref::durable must be the first argument of spawn");
+      policy = first.policy;
       // One instance per name and runtime: a live handle of the name is
       // returned as it is (its state wins over constructor arguments).
       auto made = internal::durable_actor(
@@ -511,7 +542,8 @@ template <class C, class... Ts>
 
 template <class C>
 [[gnu::noinline]] caf::expected<actor_handle<C>>
-runtime::actor(const std::string& name) {
+runtime::actor(const durable& d) {
+  const auto& name = d.name;
   using state_type = typename actor_handle<C>::state;
   static_cast<void>(detail::state_registrar<C>::registered);
   auto cls = registry::instance().actor_class(typeid(C));
@@ -531,7 +563,8 @@ runtime::actor(const std::string& name) {
       spec.actor = st->id;
       spec.result_type = type_tag<unit_t>();
       spec.durable = name;
-      auto created = internal::recover_durable(*impl_, std::move(spec), site);
+      auto created = internal::recover_durable(*impl_, std::move(spec), site,
+                                               d.policy);
       if (!created)
         return std::move(created.error()); // st has no `created`: no destroy
       st->created = ref<unit_t>{std::move(*created)};
