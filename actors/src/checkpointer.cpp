@@ -178,7 +178,7 @@ checkpointer::write(std::vector<task_result>& results,
   std::set<std::string> strict;
   std::vector<std::string> lazy_written;
   for (auto& r : results) {
-    if (r.durable.empty())
+    if (r.durable.empty() || r.unchanged)
       continue;
     auto c = classes.find(r.durable);
     auto cls = c != classes.end() ? c->second : std::string{};

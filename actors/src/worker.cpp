@@ -73,6 +73,7 @@ struct durable_state {
   blob state;
   sequence_table table;
   bool set = false;
+  bool unchanged = false; // a const method ran: nothing to write
 };
 
 // Saves the state of a durable instance into `out`.
@@ -245,7 +246,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
       });
       if (res) {
         auto& inst = st.actors[t.actor];
-        inst = actor_instance{cls, std::move(obj), t.durable};
+        inst = actor_instance{cls, std::move(obj), t.durable, {}};
         ++*st.actor_count;
         if (!t.durable.empty())
           if (auto err = save_state(inst, saved))
@@ -330,7 +331,14 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
         }
       }
       // 3. The state and the table after the call travel with the result,
-      //    also after a failed call (memory and disk then hold the same).
+      //    also after a failed call (memory and disk then hold the same);
+      //    after a const method the state is as it was: nothing to save.
+      if (m.is_const) {
+        saved.name = inst.durable;
+        saved.set = true;
+        saved.unchanged = true;
+        return res;
+      }
       if (auto err = save_state(inst, saved))
         return err;
       return res;
@@ -382,6 +390,7 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
           r.durable = std::move(saved.name);
           r.state = std::move(saved.state);
           r.table = std::move(saved.table);
+          r.unchanged = saved.unchanged;
         }
         if (res) {
           auto value = std::make_shared<const blob>(std::move(*res));

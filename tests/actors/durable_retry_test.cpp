@@ -65,8 +65,9 @@ TEST_CASE("a durable call that arrives twice is applied once and the retry "
     REQUIRE(n);
     CHECK(*n == 50);
   });
-  // The table is in the same record as the state: one caller, 51 calls
-  // (50 adds and one adds()), the last reply kept.
+  // The table is in the same record as the state: one caller, its last
+  // call that changed the state (add #50; adds() is const and writes
+  // nothing) and that call's reply, the sum 1..50.
   auto store = rocksdb_checkpoint_store::open(dir.path);
   REQUIRE(store);
   auto cp = test::newest_checkpoint(**store, "tally-1");
@@ -74,11 +75,11 @@ TEST_CASE("a durable call that arrives twice is applied once and the retry "
   REQUIRE(cp->sequence_numbers.size() == 1);
   auto& [caller, seq] = *cp->sequence_numbers.begin();
   CHECK(caller.rfind("driver-", 0) == 0);
-  CHECK(seq == 51);
-  blob fifty;
-  REQUIRE_FALSE(to_blob(int64_t{50}, fifty));
+  CHECK(seq == 50);
+  blob sum;
+  REQUIRE_FALSE(to_blob(int64_t{50 * 51 / 2}, sum));
   REQUIRE(cp->replies.count(caller) == 1);
-  CHECK(cp->replies.at(caller) == std::string(fifty.begin(), fifty.end()));
+  CHECK(cp->replies.at(caller) == std::string(sum.begin(), sum.end()));
 }
 
 TEST_CASE("durable actors wait for a replacement when every worker dies at "

@@ -117,12 +117,15 @@ struct task_result {
   std::string durable;
   blob state;
   sequence_table table;
+  /// Durable actor calls of a const method: the state did not change, so
+  /// `state` and `table` are empty and nothing needs writing.
+  bool unchanged = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_result& x) {
   return f(caf::meta::type_name("dref.task_result"), x.id, x.status, x.value,
-           x.size, x.error, x.durable, x.state, x.table);
+           x.size, x.error, x.durable, x.state, x.table, x.unchanged);
 }
 
 } // namespace dref
