@@ -25,13 +25,19 @@ namespace dref::internal {
 
 /// The owner's side of durable actors' storage: the checkpoint store
 /// (RocksDB under `config::state_dir`, opened on the first durable spawn),
-/// each actor's checkpoint version, the write of a result batch's states,
-/// and the restore tasks made from the latest checkpoints.
+/// each actor's checkpoint version and slot, its class in `actor_meta`, the
+/// write of a result batch's states, the pending states of actors with a
+/// weaker checkpoint policy, and the restore tasks. Protocols: "Durable
+/// actors", "Checkpoint policies", "Corrupt checkpoints" in
+/// docs/architecture.md.
 ///
-/// Threads: user threads (`load`, at spawn) and the owner actor (`write`,
-/// `restore_task`) share it; `mtx_` guards the store and the versions and
-/// is held during each store call (writes are serialized anyway: they come
-/// from the owner actor, one result batch at a time).
+/// Threads: user threads (`load`, `set_policy`, at spawn), the owner actor
+/// (`write`, `write_due`, `restore_task`) and `runtime_impl::stop`
+/// (`write_all`) share it; `mtx_` guards every field but `writes_` and is
+/// held during each store call (writes are serialized anyway).
+/// Invariant: `versions_[name]` is at least the version of every checkpoint
+/// of `name` on disk, so each write gets a new, higher version and goes to
+/// the slot that does not hold the newest one.
 /// Ownership: owned by `runtime_impl`; the store lives as long as it.
 class checkpointer {
 public:
