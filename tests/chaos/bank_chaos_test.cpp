@@ -453,6 +453,10 @@ TEST_CASE("after the whole local cluster is SIGKILLed mid-load three times, "
       }
     }
   }
+  // Every process of the killed drivers is reaped: stop adopting orphans
+  // (under ASan, LeakSanitizer's helper of a worker that the final
+  // runtime's stop kills after its grace period would be adopted too).
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
   // Restart over the same state directory, in this process.
   auto cfg = test::durable_cluster(dir, 2);
   cfg.state_dir = dir.path + "/state";
@@ -473,5 +477,4 @@ TEST_CASE("after the whole local cluster is SIGKILLed mid-load three times, "
     for (auto& v : chaos::check_bank(ops, balances, transfers))
       FAIL_CHECK(v);
   });
-  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
