@@ -395,18 +395,6 @@ caf::expected<std::shared_ptr<void>> runtime_impl::durable_actor(
   return made;
 }
 
-std::map<uint64_t, std::shared_ptr<const task_spec>>
-runtime_impl::restores_for(worker_id w) {
-  std::map<uint64_t, std::shared_ptr<const task_spec>> result;
-  for (auto& [id, cls, name] : dispatcher_.durable_actors_on(w)) {
-    auto t = ckpt_->restore_task(id, cls, name);
-    if (!t || !*t)
-      continue; // no usable checkpoint: the actor dies with its worker
-    result.emplace(id, std::move(*t));
-  }
-  return result;
-}
-
 ref_base runtime_impl::failed_ref(caf::error err) {
   auto id = make_id();
   {
@@ -719,6 +707,27 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
 void runtime_impl::on_worker_down(const caf::actor_addr& who) {
   std::vector<object_id> changed;
   worker_conn conn;
+  // The checkpoints of the worker's durable actors are read before taking
+  // mtx_ (a large state takes long to read; user threads go on meanwhile).
+  // Nothing else changes the dispatcher's in-flight tasks meanwhile (only
+  // this owner actor does); an actor placed on the dead worker meanwhile
+  // has its spawn in flight and spawns again elsewhere.
+  std::map<uint64_t, std::shared_ptr<const task_spec>> restores;
+  {
+    std::vector<std::tuple<uint64_t, std::string, std::string>> durables;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      auto i = by_addr_.find(who);
+      if (i == by_addr_.end())
+        return;
+      durables = dispatcher_.durable_actors_on(i->second);
+    }
+    for (auto& [id, cls, name] : durables) {
+      auto t = ckpt_->restore_task(id, cls, name);
+      if (t && *t) // no usable checkpoint: the actor dies with its worker
+        restores.emplace(id, std::move(*t));
+    }
+  }
   {
     std::lock_guard<std::mutex> guard{mtx_};
     auto i = by_addr_.find(who);
@@ -733,7 +742,7 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
       frees_.erase(f);
     }
     dispatch_result out;
-    dispatcher_.remove_worker(w, out, restores_for(w));
+    dispatcher_.remove_worker(w, out, restores);
     auto lost = table_.drop_location(w);
     changed.insert(changed.end(), lost.begin(), lost.end());
     settle(out, changed);

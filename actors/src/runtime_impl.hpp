@@ -154,10 +154,6 @@ private:
   // Delivers answers to `get` requests waiting for `ids` (owner actor only).
   void deliver_waiters(const std::vector<object_id>& ids);
   caf::expected<int> launch_worker(worker_id id);
-  // Restore tasks for the durable actors of worker `w` (their latest
-  // checkpoints). @pre mtx_ held.
-  std::map<uint64_t, std::shared_ptr<const task_spec>>
-  restores_for(worker_id w);
   caf::error runtime_down_error() const;
 
   config cfg_;
