@@ -32,22 +32,25 @@ demo: build
 	$(BUILD)/bin/dref_demo
 	$(BUILD)/bin/dref_durable_demo
 
-# Unit tests run in parallel; distributed tests (real worker processes on
-# two cores) one at a time. Then both again under ASan+UBSan.
+# Unit tests run in parallel; distributed and chaos tests (real worker
+# processes on two cores) one at a time. Then all again under ASan+UBSan.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -L distributed -j 1
+	cd $(BUILD) && ctest --output-on-failure -L chaos -j 1
 	$(MAKE) test-asan
 
 test-asan: deps
 	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DDREF_SANITIZE=ON \
 	  -DDREF_ENABLE_SAMPLES=OFF $(CMAKE_ARGS)
-	cmake --build $(ASAN_DIR) -j $(JOBS) --target refs_test store_test actors_unit_test runtime_test dref \
+	cmake --build $(ASAN_DIR) -j $(JOBS) --target refs_test store_test actors_unit_test runtime_test chaos_test dref \
 	  node_store_unit_test node_store_distributed_test
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -L unit -j $(JOBS)
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -L distributed -j 1
+	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -L chaos -j 1
 
 bench: build
 	$(BUILD)/bin/dref bench --json $(BUILD)/bench.json

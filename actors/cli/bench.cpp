@@ -7,8 +7,11 @@
 #include <iostream>
 #include <thread>
 
+#include <csignal>
+
 #include <malloc.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "caf/all.hpp"
 #include "fmt/core.h"
@@ -40,8 +43,30 @@ struct bench_counter {
   }
 };
 
+// A durable actor with a large state, for actor_recovery_ms.
+struct bench_vault {
+  std::string data;
+  int64_t fill(int64_t mib) {
+    data.assign(static_cast<size_t>(mib) << 20, 'v');
+    return static_cast<int64_t>(data.size());
+  }
+  int64_t size() const {
+    return static_cast<int64_t>(data.size());
+  }
+  int32_t pid() const {
+    return static_cast<int32_t>(::getpid());
+  }
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 bench_vault& x) {
+    return f(caf::meta::type_name("bench.vault"), x.data);
+  }
+};
+
 } // namespace
 
+DREF_ACTOR(bench_vault, &bench_vault::fill, &bench_vault::size,
+           &bench_vault::pid);
 DREF_REMOTE(bench_noop);
 DREF_REMOTE(bench_inc);
 DREF_ACTOR(bench_counter, &bench_counter::bump);
@@ -290,6 +315,7 @@ std::vector<figure> run_bench(const bench_options& opts) {
   // Acknowledged durable calls: 100 durable actors, 20 calls each in
   // flight at once, every acknowledgement after its state is synced to disk.
   double durable_rate = 0;
+  double recovery_ms = 0;
   {
     char tmpl[] = "/tmp/dref-bench-state-XXXXXX";
     if (::mkdtemp(tmpl) != nullptr) {
@@ -319,6 +345,29 @@ std::vector<figure> run_bench(const bench_options& opts) {
                      ? static_cast<double>(acks.size()) / seconds_since(t0)
                      : 0.0;
           });
+          // Recovery of a durable actor with 100 MiB of state: SIGKILL its
+          // worker, then time until a call on it answers again (the owner
+          // reads the checkpoint, a worker restores it, the call runs and
+          // its checkpoint is written: every call is durable).
+          auto v = drt.spawn<bench_vault>(durable("bench-vault"));
+          auto filled = drt.get(v.call(&bench_vault::fill, int64_t{100}),
+                                std::chrono::seconds{120});
+          if (filled && *filled == int64_t{100} << 20)
+            recovery_ms = best_of(opts.repeat, false, [&] {
+              auto pid = drt.get(v.call(&bench_vault::pid),
+                                 std::chrono::seconds{120});
+              if (!pid)
+                return 1e300;
+              auto t0 = clock_type::now();
+              ::kill(*pid, SIGKILL);
+              auto size = drt.get(v.call(&bench_vault::size),
+                                  std::chrono::seconds{120});
+              auto ms = seconds_since(t0) * 1000;
+              // Let the replacement worker register before the next round.
+              for (int i = 0; i < 2000 && drt.workers().size() < ws.size(); ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds{5});
+              return size && *size == int64_t{100} << 20 ? ms : 1e300;
+            });
         }
       }
       std::error_code ec;
@@ -340,6 +389,7 @@ std::vector<figure> run_bench(const bench_options& opts) {
   emit("rocksdb_group_commit_put", group_put, "puts/s");
   emit("durable_calls", durable_rate, "calls/s");
   emit("durable_calls_vs_rocksdb_sync_put", durable_rate / sync_put, "ratio");
+  emit("actor_recovery_ms", recovery_ms, "ms");
   emit("tasks_sync_vs_baseline", tasks_sync / base_sync, "ratio");
   emit("tasks_async_vs_baseline", tasks_async / base_async, "ratio");
   emit("actor_calls_sync_vs_baseline", actor_sync / base_sync, "ratio");

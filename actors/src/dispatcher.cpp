@@ -17,9 +17,30 @@ bool has_location(const object_entry& e, worker_id w) {
 
 } // namespace
 
+void dispatcher::set_caller(std::string caller, bool resend_durable_calls) {
+  caller_ = std::move(caller);
+  resend_ = resend_durable_calls;
+}
+
+std::shared_ptr<const task_spec>
+dispatcher::numbered(const std::shared_ptr<const task_spec>& t,
+                     const actor_state& a) {
+  if (a.durable.empty()
+      || t->kind != static_cast<uint8_t>(task_kind::actor_call))
+    return t;
+  auto c = std::make_shared<task_spec>(*t);
+  c->caller = caller_;
+  c->seq = ++durable_calls_[a.durable];
+  return c;
+}
+
 void dispatcher::add_worker(worker_id w, uint16_t port) {
   workers_[w].port = port;
   unavailable_ = caf::error{};
+  // Durable actors whose worker died when no other was left go here.
+  for (auto& [id, a] : actors_)
+    if (a.worker == no_worker)
+      a.worker = w;
 }
 
 void dispatcher::set_unavailable(caf::error err) {
@@ -30,6 +51,18 @@ void dispatcher::fail_held(const caf::error& err, dispatch_result& out) {
   for (auto& t : held_)
     fail(t, err, out);
   held_.clear();
+  // Durable actors waiting for a worker: none is coming.
+  for (auto i = actors_.begin(); i != actors_.end();) {
+    if (i->second.worker != no_worker) {
+      ++i;
+      continue;
+    }
+    for (auto& t : i->second.queue)
+      fail(t, err, out);
+    blocked_actors_.erase(i->first);
+    dead_actors_.emplace(i->first, err);
+    i = actors_.erase(i);
+  }
 }
 
 void dispatcher::remove_worker(
@@ -37,6 +70,8 @@ void dispatcher::remove_worker(
   const std::map<uint64_t, std::shared_ptr<const task_spec>>& restores) {
   if (workers_.erase(w) == 0)
     return;
+  for (auto i = stale_.begin(); i != stale_.end();)
+    i = i->first.second == w ? stale_.erase(i) : std::next(i);
   auto died = [w] {
     return make_error(actors_errc::worker_died,
                       "worker " + std::to_string(w) + " died");
@@ -46,7 +81,7 @@ void dispatcher::remove_worker(
                                            std::shared_ptr<const task_spec>>>>
     resend;
   for (auto& [id, a] : actors_)
-    if (a.worker == w && restores.count(id) > 0 && !workers_.empty())
+    if (a.worker == w && (restores.count(id) > 0 || !a.durable.empty()))
       resend[id];
   for (auto i = in_flight_.begin(); i != in_flight_.end();) {
     if (i->second.worker != w) {
@@ -72,21 +107,40 @@ void dispatcher::remove_worker(
       continue;
     }
     auto r = resend.find(i->first);
+    auto restore = restores.find(i->first);
+    auto is_spawn = [](const auto& x) {
+      return x.second->kind == static_cast<uint8_t>(task_kind::actor_create)
+             || x.second->kind
+                  == static_cast<uint8_t>(task_kind::actor_restore);
+    };
+    // A durable actor without a checkpoint moves only if its spawn task
+    // was in flight (nothing of it reached the disk: the spawn runs again).
+    if (r != resend.end() && restore == restores.end()
+        && std::none_of(r->second.begin(), r->second.end(), is_spawn)) {
+      for (auto& [seq, spec] : r->second)
+        fail(spec, died(), out);
+      resend.erase(r);
+      r = resend.end();
+    }
     if (r != resend.end()) {
       auto& a = i->second;
       std::sort(r->second.begin(), r->second.end(),
                 [](auto& x, auto& y) { return x.first < y.first; });
       std::deque<std::shared_ptr<const task_spec>> q;
-      q.push_back(restores.at(i->first));
+      if (restore != restores.end())
+        q.push_back(restore->second);
       for (auto& [seq, spec] : r->second)
-        if (spec->kind != static_cast<uint8_t>(task_kind::actor_create))
-          q.push_back(std::move(spec)); // a create is replaced by the restore
-        else if (spec->result.valid())
+        if (spec->kind != static_cast<uint8_t>(task_kind::actor_create)
+            || restore == restores.end())
+          q.push_back(std::move(spec));
+        else if (spec->result.valid()) // a create replaced by the restore
           out.failures.emplace_back(spec->result, died());
       for (auto& t : a.queue)
         q.push_back(std::move(t));
       a.queue = std::move(q);
-      a.worker = least_loaded();
+      // No worker left: the actor waits (held) for the next one to
+      // register, unless none is coming (`fail_held`).
+      a.worker = workers_.empty() ? no_worker : least_loaded();
       blocked_actors_.insert(i->first);
       ++i;
       continue;
@@ -100,6 +154,97 @@ void dispatcher::remove_worker(
     dead_actors_.emplace(i->first, std::move(err));
     i = actors_.erase(i);
   }
+}
+
+void dispatcher::rollback(uint64_t actor,
+                          std::shared_ptr<const task_spec> restore,
+                          const caf::error& err, dispatch_result& out) {
+  auto a = actors_.find(actor);
+  if (a == actors_.end())
+    return;
+  auto w = a->second.worker;
+  // Take the actor's in-flight calls back, in send order.
+  std::vector<std::pair<uint64_t, std::shared_ptr<const task_spec>>> back;
+  for (auto i = in_flight_.begin(); i != in_flight_.end();) {
+    auto& f = i->second;
+    if (f.spec->actor != actor
+        || f.spec->kind == static_cast<uint8_t>(task_kind::function)) {
+      ++i;
+      continue;
+    }
+    if (auto ws = workers_.find(f.worker);
+        ws != workers_.end() && ws->second.load > 0)
+      --ws->second.load;
+    back.emplace_back(f.seq, std::move(f.spec));
+    i = in_flight_.erase(i);
+  }
+  std::sort(back.begin(), back.end(),
+            [](auto& x, auto& y) { return x.first < y.first; });
+  if (!restore) {
+    // No good state to go back to: the actor dies. Results the worker
+    // still reports for these calls are `unknown` and freed there.
+    for (auto& [seq, spec] : back)
+      fail(spec, err, out);
+    for (auto& t : a->second.queue)
+      fail(t, err, out);
+    if (workers_.count(w) > 0) {
+      task_spec drop;
+      drop.kind = static_cast<uint8_t>(task_kind::actor_destroy);
+      drop.name = a->second.cls;
+      drop.actor = actor;
+      out.sends.emplace_back(w, std::move(drop));
+    }
+    blocked_actors_.erase(actor);
+    dead_actors_.emplace(actor, err);
+    actors_.erase(a);
+    return;
+  }
+  std::deque<std::shared_ptr<const task_spec>> q;
+  q.push_back(std::move(restore));
+  for (auto& [seq, spec] : back) {
+    ++stale_[{spec->result, w}];
+    q.push_back(std::move(spec));
+  }
+  for (auto& t : a->second.queue)
+    q.push_back(std::move(t));
+  a->second.queue = std::move(q);
+  blocked_actors_.insert(actor);
+}
+
+dispatcher::report dispatcher::classify(const object_id& id, worker_id w) {
+  if (auto s = stale_.find({id, w}); s != stale_.end()) {
+    if (--s->second == 0)
+      stale_.erase(s);
+    return report::stale;
+  }
+  auto i = in_flight_.find(id);
+  if (i == in_flight_.end() || i->second.worker != w)
+    return report::unknown;
+  return report::current;
+}
+
+bool dispatcher::durable_busy(const std::string& name) {
+  for (auto& [id, a] : actors_)
+    if (a.durable == name)
+      return true;
+  bool busy = false;
+  for (auto i = destroyed_durable_.begin(); i != destroyed_durable_.end();) {
+    auto id = i->first;
+    bool flying = std::any_of(in_flight_.begin(), in_flight_.end(),
+                              [id](auto& f) { return f.second.spec->actor == id; });
+    if (!flying) {
+      i = destroyed_durable_.erase(i);
+      continue;
+    }
+    busy = busy || i->second == name;
+    ++i;
+  }
+  return busy;
+}
+
+const task_spec* dispatcher::in_flight_task(const object_id& id) const {
+  auto i = in_flight_.find(id);
+  return i != in_flight_.end() ? i->second.spec.get() : nullptr;
 }
 
 std::vector<std::tuple<uint64_t, std::string, std::string>>
@@ -246,7 +391,7 @@ dispatcher::try_actor(const std::shared_ptr<const task_spec>& t,
          out);
     return verdict::failed;
   }
-  i->second.queue.push_back(t);
+  i->second.queue.push_back(numbered(t, i->second));
   blocked_actors_.insert(t->actor);
   drain_actor(t->actor, table, out);
   return verdict::sent;
@@ -269,6 +414,8 @@ void dispatcher::drain_actor(uint64_t actor, const ownership_table& table,
       q.pop_front();
       out.sends.emplace_back(target, *t);
       out.finished.push_back(t);
+      if (!i->second.durable.empty())
+        destroyed_durable_.emplace(actor, i->second.durable);
       actors_.erase(i);
       blocked_actors_.erase(actor);
       return;
@@ -336,6 +483,12 @@ dispatcher::try_send(const std::shared_ptr<const task_spec>& t,
     in_flight_.emplace(sent.result, flight{target, t, next_seq_++});
   } else {
     out.finished.push_back(t);
+  }
+  if (resend_ && sent.seq != 0) {
+    // Test hook: a retry right behind the call; the call's own report is
+    // dropped, so the owner takes the retry's answer.
+    ++stale_[{sent.result, target}];
+    out.sends.emplace_back(target, sent);
   }
   out.sends.emplace_back(target, std::move(sent));
   return verdict::sent;

@@ -47,6 +47,14 @@ struct dispatch_result {
 /// completed), or over (reported in `finished`).
 class dispatcher {
 public:
+  /// Calls on durable actors are numbered per actor and carry `caller` as
+  /// their caller id (docs/architecture.md, "Retries and the sequence
+  /// table"). With `resend_durable_calls` (a test hook, see
+  /// `config::test_resend_durable_calls`) each such call is sent twice in
+  /// a row and the first report of it is dropped as stale, so the answer
+  /// the owner takes is the retry's.
+  void set_caller(std::string caller, bool resend_durable_calls = false);
+
   void add_worker(worker_id w, uint16_t port);
 
   /// The worker died: its in-flight tasks and the queued calls of its
@@ -55,9 +63,45 @@ public:
   /// from its latest checkpoint): each moves to another worker, where the
   /// restore runs first, then its calls that were in flight (in submission
   /// order: their effects were never made durable), then its queued calls.
+  /// With no other worker left, such an actor waits for the next worker to
+  /// `add_worker`, or dies in `fail_held` when none is coming.
   void remove_worker(
     worker_id w, dispatch_result& out,
     const std::map<uint64_t, std::shared_ptr<const task_spec>>& restores = {});
+
+  /// Rolls durable actor `actor` back after a checkpoint write failed
+  /// (docs/architecture.md, "Rollback after a failed write"), step 3:
+  /// - with `restore` (a restore task made from its last good checkpoint):
+  ///   its in-flight calls, which ran or will run on the state being
+  ///   dropped, are taken back (their results from the worker will be
+  ///   `stale`), and its queue becomes: `restore`, those calls in the order
+  ///   they were sent, then the calls queued already. It stays on its
+  ///   worker; nothing of it is sent before `restore`.
+  /// - without (it has no good checkpoint, or it could not be read): the
+  ///   actor dies with `err`: its in-flight and queued calls fail with
+  ///   `err`, and its worker is told to drop the instance.
+  void rollback(uint64_t actor, std::shared_ptr<const task_spec> restore,
+                const caf::error& err, dispatch_result& out);
+
+  /// True while an instance of the durable actor `name` exists here or a
+  /// call of an earlier, destroyed one is still in flight.
+  bool durable_busy(const std::string& name);
+
+  /// How a result reported by a worker relates to the tasks in flight.
+  enum class report {
+    current, ///< the result of the task in flight: complete it
+    stale,   ///< of a call a rollback took back: drop it (its re-run follows)
+    unknown, ///< of no task in flight (its worker was declared dead, or its
+             ///< actor died): free the worker's copy
+  };
+
+  /// Classifies the result `id` that worker `w` reported. A `stale` answer
+  /// is given once per call taken back, so the re-run's result, which the
+  /// worker reports later (it runs tasks in arrival order), is `current`.
+  report classify(const object_id& id, worker_id w);
+
+  /// The task in flight that makes `id`, if any.
+  const task_spec* in_flight_task(const object_id& id) const;
 
   /// The durable actors living on worker `w`: (actor id, class name,
   /// durable name).
@@ -110,8 +154,12 @@ private:
     size_t load = 0;
   };
 
+  // The worker of a durable actor whose worker died when no other was
+  // left: it is placed on the next worker that registers.
+  static constexpr worker_id no_worker = 0;
+
   struct actor_state {
-    worker_id worker = 0;
+    worker_id worker = no_worker;
     std::deque<std::shared_ptr<const task_spec>> queue;
     std::string cls;     // class name
     std::string durable; // durable name, empty for plain actors
@@ -134,6 +182,9 @@ private:
   void drain_actor(uint64_t actor, const ownership_table& table,
                    dispatch_result& out);
   worker_id least_loaded();
+  // A durable actor's call with the next sequence number of its name.
+  std::shared_ptr<const task_spec>
+  numbered(const std::shared_ptr<const task_spec>& t, const actor_state& a);
 
   std::map<worker_id, worker_state> workers_;
   std::unordered_map<object_id, flight> in_flight_;
@@ -141,9 +192,22 @@ private:
   std::unordered_map<uint64_t, actor_state> actors_;
   std::unordered_set<uint64_t> blocked_actors_; // actors with a queue
   std::unordered_map<uint64_t, caf::error> dead_actors_;
+  // Results a worker will still report for calls a rollback took back:
+  // (result id, worker) -> how many. Up in `rollback`, down in `classify`
+  // (and dropped with the worker in `remove_worker`).
+  std::map<std::pair<object_id, worker_id>, size_t> stale_;
+  // Destroyed durable actors (id -> name) that may have calls in flight;
+  // pruned by `durable_busy`.
+  std::map<uint64_t, std::string> destroyed_durable_;
   size_t next_ = 0; // round-robin start among equally loaded workers
   uint64_t next_seq_ = 0; // counts sends
   caf::error unavailable_; // set while no worker exists or is coming
+  std::string caller_;     // caller id of durable calls
+  // Per durable name: the sequence numbers given out to `caller_`'s calls
+  // (per name, not per instance: a later instance of the name restores the
+  // table that holds the earlier instance's numbers).
+  std::unordered_map<std::string, uint64_t> durable_calls_;
+  bool resend_ = false;    // test hook: send durable calls twice
 };
 
 } // namespace dref::internal

@@ -23,6 +23,10 @@ std::string to_string(actors_errc x) {
       return "runtime_down";
     case actors_errc::invalid_argument:
       return "invalid_argument";
+    case actors_errc::already_applied:
+      return "already_applied";
+    case actors_errc::unknown_actor:
+      return "unknown_actor";
   }
   return "actors_errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

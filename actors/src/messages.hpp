@@ -74,6 +74,7 @@ using owner_actor = caf::typed_actor<
   caf::reacts_to<done_atom, worker_id, std::vector<task_result>>,
   caf::reacts_to<flush_atom, bool>,
   caf::reacts_to<check_atom, int32_t>,
+  caf::reacts_to<ckpt_atom>,
   caf::replies_to<get_atom, object_id>::with<value_msg>,
   caf::replies_to<memory_atom>::with<process_memory, std::vector<uint16_t>>>;
 

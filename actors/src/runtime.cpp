@@ -20,8 +20,7 @@
 #include "watched_request.hpp"
 
 #include "dref/actors/error.hpp"
-#include "dref/persist/record_codec.hpp"
-#include "dref/persist/rocksdb_checkpoint_store.hpp"
+#include "dref/persist/error.hpp"
 #include "dref/refs/error.hpp"
 
 namespace dref {
@@ -90,10 +89,19 @@ clock_type::time_point deadline_of(caf::timespan timeout) {
 runtime_impl::runtime_impl(config cfg)
   : cfg_(std::move(cfg)),
     owner_id_(new_owner_id()),
+    ckpt_(std::make_unique<checkpointer>(
+      cfg_.state_dir.empty() ? run_directory() + "/state" : cfg_.state_dir,
+      cfg_.checkpoint_faults)),
     table_([this](const object_id& id, object_entry&& e) {
       on_free(id, std::move(e));
     }) {
-  // nop
+  // The caller id of this driver's calls on durable actors.
+  char id[32];
+  std::snprintf(id, sizeof(id), "driver-%016llx",
+                static_cast<unsigned long long>(owner_id_));
+  dispatcher_.set_caller(cfg_.test_caller_id.empty() ? id
+                                                     : cfg_.test_caller_id,
+                         cfg_.test_resend_durable_calls);
 }
 
 runtime_impl::~runtime_impl() {
@@ -132,6 +140,7 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
     },
     [rt](flush_atom, bool all_frees) { rt->flush(all_frees); },
     [rt](check_atom, int32_t pid) { rt->on_start_deadline(pid); },
+    [rt](ckpt_atom) { rt->on_checkpoint_timer(); },
     [rt](memory_atom) {
       return caf::make_result(rt->own_memory(), rt->worker_ports());
     },
@@ -271,6 +280,8 @@ void runtime_impl::stop() {
     unregister_system_context(sys_.get());
   sys_.reset();
   caf_cfg_.reset();
+  // Nothing runs any more: write what weaker policies left pending.
+  ckpt_->write_all();
   if (!run_file_.empty())
     ::unlink(run_file_.c_str());
 }
@@ -634,101 +645,73 @@ ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
   return ref_base{id, shared_from_this()};
 }
 
-caf::error runtime_impl::open_checkpoints() {
-  if (ckpt_)
-    return caf::none;
-  auto dir = cfg_.state_dir.empty() ? run_directory() + "/state"
-                                    : cfg_.state_dir;
-  auto store = rocksdb_checkpoint_store::open(dir);
-  if (!store)
-    return std::move(store.error());
-  ckpt_ = std::move(*store);
-  return caf::none;
+ref_base runtime_impl::submit_durable(task_spec create,
+                                      const void* call_site,
+                                      const checkpoint_policy& policy) {
+  auto r = spawn_durable(std::move(create), call_site, false, policy);
+  return r ? std::move(*r) : failed_ref(std::move(r.error()));
 }
 
-ref_base runtime_impl::submit_durable(task_spec create,
-                                      const void* call_site) {
+caf::expected<ref_base> runtime_impl::spawn_durable(
+  task_spec create, const void* call_site, bool must_exist,
+  const checkpoint_policy& policy) {
   if (!running_)
-    return failed_ref(runtime_down_error());
-  std::optional<checkpoint> found;
+    return runtime_down_error();
+  const auto& name = create.durable;
   {
-    std::lock_guard<std::mutex> guard{ckpt_mtx_};
-    if (auto err = open_checkpoints())
-      return failed_ref(std::move(err));
-    auto cp = read_checkpoint(*ckpt_, create.durable);
-    if (!cp)
-      return failed_ref(std::move(cp.error()));
-    found = std::move(*cp);
-    ckpt_versions_[create.durable] = found ? found->version : 0;
+    // An earlier instance of this name whose last handle is gone may still
+    // have calls to finish (and checkpoints to write): wait, bounded.
+    constexpr auto limit = std::chrono::seconds{60};
+    std::unique_lock<std::mutex> lk{mtx_};
+    auto idle = [&] { return stopped_ || !dispatcher_.durable_busy(name); };
+    if (!cv_.wait_for(lk, limit, idle))
+      return make_error(actors_errc::timeout,
+                        "durable actor '" + name + "': the calls of its "
+                          "previous instance did not finish within 60 s");
   }
-  if (found) {
+  auto found = ckpt_->load(name);
+  if (!found)
+    return std::move(found.error());
+  if (!found->cls.empty() && found->cls != create.name)
+    return make_error(refs_errc::type_mismatch,
+                      "durable actor '" + name + "' is a " + found->cls
+                        + ", not a " + create.name);
+  if (found->fell_back)
+    std::fprintf(stderr, "dref: %s; restoring version %llu instead\n",
+                 caf::to_string(found->fell_back).c_str(),
+                 static_cast<unsigned long long>(found->cp->version));
+  if (found->cp) {
     // Saved state wins over constructor arguments.
     create.kind = static_cast<uint8_t>(task_kind::actor_restore);
-    task_arg arg;
-    arg.type = type_tag<blob>();
-    arg.value.assign(found->state.begin(), found->state.end());
-    create.args.clear();
-    create.args.push_back(std::move(arg));
+    create.args = checkpointer::restore_args(*found->cp);
+  } else if (must_exist) {
+    return make_error(actors_errc::unknown_actor,
+                      "no durable actor named '" + name + "' is stored");
   }
+  ckpt_->set_policy(name, policy);
   return submit(std::move(create), call_site);
 }
 
-void runtime_impl::checkpoint_results(std::vector<task_result>& results) {
-  write_batch batch;
-  {
-    std::lock_guard<std::mutex> guard{ckpt_mtx_};
-    if (!ckpt_)
-      return;
-    for (auto& r : results) {
-      if (r.durable.empty())
-        continue;
-      checkpoint cp;
-      cp.actor = r.durable;
-      cp.version = ++ckpt_versions_[r.durable];
-      cp.state.assign(r.state.begin(), r.state.end());
-      put_checkpoint(batch, cp); // a later state of the same actor wins
+caf::expected<std::shared_ptr<void>> runtime_impl::durable_actor(
+  const std::string& name, const std::type_info& type,
+  const std::function<caf::expected<std::shared_ptr<void>>()>& make) {
+  std::lock_guard<std::mutex> guard{durable_mtx_};
+  auto i = durables_.find(name);
+  if (i != durables_.end()) {
+    if (auto live = i->second.handle.lock()) {
+      if (*i->second.type != type)
+        return make_error(refs_errc::type_mismatch,
+                          "durable actor '" + name
+                            + "' is alive in this runtime as another class");
+      return live;
     }
-    if (batch.empty())
-      return;
-    // One synced write for every durable call in this batch (group commit).
-    auto err = ckpt_->write(batch);
-    if (!err)
-      return;
-    for (auto& r : results)
-      if (!r.durable.empty()) {
-        r.status = task_result::failed;
-        r.error = err;
-        r.value.clear();
-      }
   }
-}
-
-std::map<uint64_t, std::shared_ptr<const task_spec>>
-runtime_impl::restores_for(worker_id w) {
-  std::map<uint64_t, std::shared_ptr<const task_spec>> result;
-  auto actors = dispatcher_.durable_actors_on(w);
-  if (actors.empty())
-    return result;
-  std::lock_guard<std::mutex> guard{ckpt_mtx_};
-  if (!ckpt_)
-    return result;
-  for (auto& [id, cls, name] : actors) {
-    auto cp = read_checkpoint(*ckpt_, name);
-    if (!cp || !*cp)
-      continue; // no usable checkpoint: the actor dies with its worker
-    auto t = std::make_shared<task_spec>();
-    t->kind = static_cast<uint8_t>(task_kind::actor_restore);
-    t->name = cls;
-    t->actor = id;
-    t->durable = name;
-    t->result_type = type_tag<unit_t>();
-    task_arg arg;
-    arg.type = type_tag<blob>();
-    arg.value.assign((*cp)->state.begin(), (*cp)->state.end());
-    t->args.push_back(std::move(arg));
-    result.emplace(id, std::move(t));
-  }
-  return result;
+  auto made = make();
+  if (made)
+    durables_[name] = durable_entry{&type, *made};
+  else if (i != durables_.end())
+    durables_.erase(i);
+  return made;
 }
 
 ref_base runtime_impl::failed_ref(caf::error err) {
@@ -1002,8 +985,61 @@ caf::error runtime_impl::on_register(const worker_registration& reg) {
 }
 
 void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
-  // Durable calls are acknowledged only once their state is on disk.
-  checkpoint_results(results);
+  // Steps of "Rollback after a failed write" (docs/architecture.md).
+  // 1. Drop the results of calls a rollback took back (stale: they ran on
+  //    a state that was dropped; their re-runs follow) and of calls no
+  //    longer in flight (their worker's copy goes). Neither is written.
+  std::vector<std::tuple<uint64_t, std::string, std::string>> durable;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto keep = results.begin();
+    for (auto& r : results) {
+      switch (dispatcher_.classify(r.id, w)) {
+        case dispatcher::report::stale:
+          continue;
+        case dispatcher::report::unknown:
+          // Its worker was declared dead, or its actor died, and the
+          // object failed already. Only the stored copy must go.
+          frees_[w].push_back(r.id);
+          ++queued_frees_;
+          schedule_free_flush();
+          continue;
+        case dispatcher::report::current:
+          break;
+      }
+      if (!r.durable.empty())
+        if (auto t = dispatcher_.in_flight_task(r.id))
+          durable.emplace_back(t->actor, t->name, r.durable);
+      if (&*keep != &r)
+        *keep = std::move(r);
+      ++keep;
+    }
+    results.erase(keep, results.end());
+  }
+  // 2. One synced write for the states of the whole batch; durable calls
+  //    are acknowledged only once it succeeded. If it failed, each durable
+  //    result of the batch is now a failure with the write's error.
+  std::map<std::string, std::string> classes;
+  for (auto& [id, cls, name] : durable)
+    classes.emplace(name, cls);
+  auto written = ckpt_->write(results, classes);
+  auto& write_err = written.err;
+  arm_checkpoint_timer(written.next_due);
+  // 3. After a failed write, every actor of the batch goes back to its last
+  //    good checkpoint (read now, outside mtx_) before any later call runs.
+  struct rollback_plan {
+    uint64_t id;
+    std::string name;
+    caf::expected<std::shared_ptr<const task_spec>> restore;
+  };
+  std::vector<rollback_plan> rollbacks;
+  if (write_err) {
+    std::set<uint64_t> seen;
+    for (auto& [id, cls, name] : durable)
+      if (written.failed.count(name) > 0 && seen.insert(id).second)
+        rollbacks.push_back(
+          rollback_plan{id, name, ckpt_->restore_task(id, cls, name)});
+  }
   std::vector<object_id> changed;
   changed.reserve(results.size());
   std::map<uint64_t, std::vector<object_id>> todo;
@@ -1012,14 +1048,7 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
     dispatch_result out;
     for (auto& r : results) {
       bool known = false;
-      if (!dispatcher_.completed(r.id, out)) {
-        // Not in flight: its worker was declared dead and the object failed
-        // already. Only the stored copy must go.
-        frees_[w].push_back(r.id);
-        ++queued_frees_;
-        schedule_free_flush();
-        continue;
-      }
+      dispatcher_.completed(r.id, out);
       switch (r.status) {
         case task_result::inline_value:
           known = table_.set_ready(
@@ -1045,6 +1074,24 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
       changed.push_back(r.id);
     }
     count_registrations(todo);
+    // 4. The rollback itself: the restore goes first, then the calls that
+    //    were in flight (re-run on the restored state), then queued ones.
+    //    No good checkpoint: the actor dies, its calls fail.
+    for (auto& [id, name, restore] : rollbacks) {
+      if (restore) {
+        // A null restore (no checkpoint yet: the write of its first state
+        // failed) makes the actor die with the write's error.
+        dispatcher_.rollback(id, std::move(*restore), write_err, out);
+      } else {
+        auto err = make_error(
+          persist_errc::io_error,
+          "durable actor '" + name + "' cannot be rolled back after a "
+            "failed checkpoint write (" + caf::to_string(write_err)
+            + "): its last checkpoint cannot be read: "
+            + caf::to_string(restore.error()));
+        dispatcher_.rollback(id, nullptr, err, out);
+      }
+    }
     settle(out, changed);
   }
   for (auto& [owner, ids] : todo)
@@ -1057,14 +1104,35 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
 void runtime_impl::on_worker_down(const caf::actor_addr& who) {
   std::vector<object_id> changed;
   worker_conn conn;
+  // The checkpoints of the worker's durable actors are read before taking
+  // mtx_ (a large state takes long to read; user threads go on meanwhile).
+  // Nothing else changes the dispatcher's in-flight tasks meanwhile (only
+  // this owner actor does); an actor placed on the dead worker meanwhile
+  // has its spawn in flight and spawns again elsewhere.
+  std::map<uint64_t, std::shared_ptr<const task_spec>> restores;
+  {
+    std::vector<std::tuple<uint64_t, std::string, std::string>> durables;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (auto b = borrower_addrs_.find(who); b != borrower_addrs_.end()) {
+        // A borrower process is gone: its borrows end (no leak).
+        for (auto& id : borrowers_.remove_borrower(b->second))
+          table_.remove_borrower(id);
+        borrower_addrs_.erase(b);
+      }
+      auto i = by_addr_.find(who);
+      if (i == by_addr_.end())
+        return;
+      durables = dispatcher_.durable_actors_on(i->second);
+    }
+    for (auto& [id, cls, name] : durables) {
+      auto t = ckpt_->restore_task(id, cls, name);
+      if (t && *t) // no usable checkpoint: the actor dies with its worker
+        restores.emplace(id, std::move(*t));
+    }
+  }
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (auto b = borrower_addrs_.find(who); b != borrower_addrs_.end()) {
-      // A borrower process is gone: its borrows end (no leak).
-      for (auto& id : borrowers_.remove_borrower(b->second))
-        table_.remove_borrower(id);
-      borrower_addrs_.erase(b);
-    }
     auto i = by_addr_.find(who);
     if (i == by_addr_.end())
       return;
@@ -1072,6 +1140,9 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
     by_addr_.erase(i);
     conn = workers_[w];
     workers_.erase(w);
+    // Its borrows end too, whichever of its actors CAF reports down first.
+    for (auto& id : borrowers_.remove_borrower(conn.process))
+      table_.remove_borrower(id);
     // The worker owned the objects its tasks put: they fail with it
     // (fate-sharing), here and in every get forwarded to it.
     auto why = make_error(refs_errc::owner_died,
@@ -1107,7 +1178,7 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
       frees_.erase(f);
     }
     dispatch_result out;
-    dispatcher_.remove_worker(w, out, restores_for(w));
+    dispatcher_.remove_worker(w, out, restores);
     auto lost = table_.drop_location(w);
     changed.insert(changed.end(), lost.begin(), lost.end());
     settle(out, changed);
@@ -1130,6 +1201,23 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
   cv_.notify_all();
   deliver_waiters(changed);
   flush();
+}
+
+void runtime_impl::arm_checkpoint_timer(
+  const std::optional<std::chrono::steady_clock::time_point>& due) {
+  if (!due || self_ == nullptr || (ckpt_timer_ && *ckpt_timer_ <= *due))
+    return;
+  ckpt_timer_ = due;
+  auto wait = std::max(*due - clock_type::now(), clock_type::duration{0});
+  self_->delayed_send(self_, std::chrono::duration_cast<caf::timespan>(wait),
+                      ckpt_atom::value);
+}
+
+void runtime_impl::on_checkpoint_timer() {
+  if (ckpt_timer_ && clock_type::now() < *ckpt_timer_)
+    return; // an earlier timer; the current one is still coming
+  ckpt_timer_.reset();
+  arm_checkpoint_timer(ckpt_->write_due().next_due);
 }
 
 void runtime_impl::on_start_deadline(int pid) {
@@ -1409,6 +1497,7 @@ caf::expected<runtime_stats> runtime_impl::stats(caf::timespan timeout) {
     result.in_flight_tasks = dispatcher_.in_flight();
     result.held_tasks = dispatcher_.held();
     result.actors = dispatcher_.actors();
+    result.checkpoint_writes = ckpt_->writes();
     for (auto& [id, c] : workers_)
       conns.push_back(c);
   }
@@ -1525,8 +1614,23 @@ std::vector<bool> wait_ids(runtime_impl& rt,
 }
 
 ref_base submit_durable(runtime_impl& rt, task_spec create,
-                        const void* call_site) {
-  return rt.submit_durable(std::move(create), call_site);
+                        const void* call_site,
+                        const checkpoint_policy& policy) {
+  return rt.submit_durable(std::move(create), call_site, policy);
+}
+
+caf::expected<ref_base> recover_durable(runtime_impl& rt, task_spec create,
+                                        const void* call_site,
+                                        const checkpoint_policy& policy) {
+  return rt.spawn_durable(std::move(create), call_site, true, policy);
+}
+
+caf::expected<std::shared_ptr<void>>
+durable_actor(runtime_impl& rt, const std::string& name,
+              const std::type_info& type,
+              const std::function<caf::expected<std::shared_ptr<void>>()>&
+                make) {
+  return rt.durable_actor(name, type, make);
 }
 
 uint64_t next_actor_id(runtime_impl& rt) {

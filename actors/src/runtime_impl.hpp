@@ -5,7 +5,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <typeinfo>
 #include <unordered_map>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "caf/actor_system_config.hpp"
 #include "caf/typed_response_promise.hpp"
 
+#include "checkpointer.hpp"
 #include "dispatcher.hpp"
 #include "messages.hpp"
 #include "worker_pool.hpp"
@@ -70,7 +73,20 @@ public:
   // -- API --------------------------------------------------------------------
 
   ref_base submit(task_spec spec, const void* call_site);
-  ref_base submit_durable(task_spec create, const void* call_site);
+  ref_base submit_durable(task_spec create, const void* call_site,
+                          const checkpoint_policy& policy);
+  // Spawn by name (docs/architecture.md, "Durable actors" step 1): waits
+  // until no earlier instance of the name has calls left, checks the class
+  // recorded for it, then submits a restore from its newest good checkpoint
+  // or, without one, `create` (or `unknown_actor` with `must_exist`).
+  caf::expected<ref_base> spawn_durable(task_spec create,
+                                        const void* call_site,
+                                        bool must_exist,
+                                        const checkpoint_policy& policy);
+  caf::expected<std::shared_ptr<void>>
+  durable_actor(const std::string& name, const std::type_info& type,
+                const std::function<caf::expected<std::shared_ptr<void>>()>&
+                  make);
   ref_base failed_ref(caf::error err);
   ref_base put_blob(blob value, const void* call_site,
                     std::vector<ref_base>&& refs);
@@ -106,6 +122,8 @@ public:
   void on_worker_down(const caf::actor_addr& who);
   // A replacement worker `pid` should have registered by now.
   void on_start_deadline(int pid);
+  // Writes the pending checkpoints of time policies that are due.
+  void on_checkpoint_timer();
   void on_get(const object_id& id, caf::typed_response_promise<value_msg> rp);
   // Answers `rp` from the value of `id` (pending objects: later).
   void answer(const object_id& id,
@@ -173,15 +191,6 @@ private:
   // Delivers answers to `get` requests waiting for `ids` (owner actor only).
   void deliver_waiters(const std::vector<object_id>& ids);
   caf::expected<int> launch_worker(worker_id id);
-  // Opens the checkpoint store on first use. @pre ckpt_mtx_ held.
-  caf::error open_checkpoints();
-  // Makes the states carried by `results` durable in one synced write;
-  // on failure the affected results fail with the write's error.
-  void checkpoint_results(std::vector<task_result>& results);
-  // Restore tasks for the durable actors of worker `w` (their latest
-  // checkpoints). @pre mtx_ held.
-  std::map<uint64_t, std::shared_ptr<const task_spec>>
-  restores_for(worker_id w);
   caf::error runtime_down_error() const;
 
   config cfg_;
@@ -195,10 +204,18 @@ private:
   uint16_t port_ = 0;
   worker_pool pool_;
   std::string run_file_; // announces this driver to `dref memory`
-  // Checkpoints of durable actors; opened on the first durable spawn.
-  std::mutex ckpt_mtx_;
-  std::unique_ptr<checkpoint_store> ckpt_;            // guarded by ckpt_mtx_
-  std::map<std::string, uint64_t> ckpt_versions_;     // guarded by ckpt_mtx_
+  // Checkpoints of durable actors; the store opens on the first durable
+  // spawn. Thread-safe on its own; lock order: mtx_ before its lock.
+  std::unique_ptr<checkpointer> ckpt_;
+  // Handle states of durable actors by name while a handle lives, so one
+  // name has one instance per runtime. Lock order: durable_mtx_ before
+  // mtx_ and the checkpointer's lock.
+  struct durable_entry {
+    const std::type_info* type = nullptr;
+    std::weak_ptr<void> handle;
+  };
+  std::mutex durable_mtx_;
+  std::map<std::string, durable_entry> durables_; // guarded by durable_mtx_
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
   // Serializes starting replacement workers with `stop`.
@@ -246,6 +263,12 @@ private:
   uint64_t next_hold_ = 1;                               // guarded by transit_mtx_
   // Drops expired transit holds (any thread, without mtx_).
   void expire_holds();
+
+  // Owner actor only: when the checkpoint timer (ckpt_atom) fires next.
+  std::optional<std::chrono::steady_clock::time_point> ckpt_timer_;
+  // Owner actor only: arms the checkpoint timer for `due`.
+  void arm_checkpoint_timer(
+    const std::optional<std::chrono::steady_clock::time_point>& due);
 
   // Owner actor only: the actor itself, while it runs.
   owner_actor::pointer self_ = nullptr;

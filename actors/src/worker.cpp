@@ -26,6 +26,7 @@
 #include "dref/actors/error.hpp"
 #include "dref/actors/registry.hpp"
 #include "dref/actors/task.hpp"
+#include "dref/persist/error.hpp"
 #include "dref/refs/error.hpp"
 #include "dref/store/error.hpp"
 #include "dref/store/local_store.hpp"
@@ -74,13 +75,17 @@ struct actor_instance {
   std::shared_ptr<void> object;
   /// Name of a durable actor, empty otherwise.
   std::string durable;
+  /// Durable actors: the sequence table that belongs to the state.
+  sequence_table table;
 };
 
 /// A durable actor's state after a task, to travel with its result.
 struct durable_state {
   std::string name;
   blob state;
+  sequence_table table;
   bool set = false;
+  bool unchanged = false; // a const method ran: nothing to write
 };
 
 // Saves the state of a durable instance into `out`.
@@ -94,6 +99,7 @@ caf::error save_state(const actor_instance& inst, durable_state& out) {
     return std::move(bytes.error());
   out.name = inst.durable;
   out.state = std::move(*bytes);
+  out.table = inst.table;
   out.set = true;
   return caf::none;
 }
@@ -236,7 +242,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
       });
       if (res) {
         auto& inst = st.actors[t.actor];
-        inst = actor_instance{cls, std::move(obj), t.durable};
+        inst = actor_instance{cls, std::move(obj), t.durable, {}};
         ++*st.actor_count;
         if (!t.durable.empty())
           if (auto err = save_state(inst, saved))
@@ -247,15 +253,30 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
     case task_kind::actor_restore: {
       auto cls = reg.actor_class(t.name);
       auto se = cls != nullptr ? reg.state(cls->type) : nullptr;
-      if (se == nullptr || t.args.size() != 1)
+      if (se == nullptr || t.args.empty() || t.args.size() > 2)
         return make_error(actors_errc::unknown_function,
                           "cannot restore actor class '" + t.name + "'");
+      // args: the state, and the sequence table stored with it.
+      sequence_table table;
       auto obj = se->load(*args[0]);
-      if (!obj)
-        return std::move(obj.error());
+      if (obj && t.args.size() == 2)
+        if (auto err = from_blob(*args[1], table))
+          obj = std::move(err);
+      if (!obj) {
+        // No instance is better than one whose state was rolled back:
+        // later calls fail instead of running on it.
+        if (st.actors.erase(t.actor) > 0)
+          --*st.actor_count;
+        return make_error(persist_errc::incompatible_state,
+                          "durable actor '" + t.durable
+                            + "': its stored state does not load into class "
+                            + t.name + " ("
+                            + caf::to_string(obj.error().context()) + ")");
+      }
       if (st.actors.count(t.actor) == 0)
         ++*st.actor_count;
-      st.actors[t.actor] = actor_instance{cls, std::move(*obj), t.durable};
+      st.actors[t.actor] = actor_instance{cls, std::move(*obj), t.durable,
+                                          std::move(table)};
       return blob{};
     }
     case task_kind::actor_call: {
@@ -273,17 +294,52 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
       auto what = t.name + "::" + m.name;
       if (auto err = check_signature(what, m.arg_types, m.result_type, t))
         return err;
-      caf::expected<blob> res{caf::error{}};
-      {
+      if (inst.durable.empty()) {
+        ref_collect_scope collecting{out_refs};
+        return invoke_guarded(
+          what, [&] { return m.invoke(inst.object.get(), args.data()); });
+      }
+      // Durable (docs/architecture.md, "Retries and the sequence table"):
+      // 1. A call whose number the table holds for its caller is a retry:
+      //    answered from the table, not applied again.
+      caf::expected<blob> res{blob{}};
+      auto last = t.seq == 0 ? inst.table.seqs.end()
+                             : inst.table.seqs.find(t.caller);
+      if (last != inst.table.seqs.end() && t.seq <= last->second) {
+        auto reply = inst.table.replies.find(t.caller);
+        if (t.seq == last->second && reply != inst.table.replies.end())
+          res = reply->second;
+        else
+          res = make_error(actors_errc::already_applied,
+                           what + ": call " + std::to_string(t.seq) + " of "
+                             + t.caller + " was applied before (last: "
+                             + std::to_string(last->second)
+                             + ") and its reply is not kept");
+      } else {
+        // 2. Otherwise it runs; its number (and reply, if it succeeded)
+        //    go into the table.
         ref_collect_scope collecting{out_refs};
         res = invoke_guarded(
           what, [&] { return m.invoke(inst.object.get(), args.data()); });
+        if (t.seq != 0) {
+          inst.table.seqs[t.caller] = t.seq;
+          if (res)
+            inst.table.replies[t.caller] = *res;
+          else
+            inst.table.replies.erase(t.caller);
+        }
       }
-      // Durable: the state after the call travels with the result, also
-      // after a failed call (memory and disk then hold the same state).
-      if (!inst.durable.empty())
-        if (auto err = save_state(inst, saved))
-          return err;
+      // 3. The state and the table after the call travel with the result,
+      //    also after a failed call (memory and disk then hold the same);
+      //    after a const method the state is as it was: nothing to save.
+      if (m.is_const) {
+        saved.name = inst.durable;
+        saved.set = true;
+        saved.unchanged = true;
+        return res;
+      }
+      if (auto err = save_state(inst, saved))
+        return err;
       return res;
     }
     case task_kind::actor_destroy:
@@ -339,6 +395,8 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
         if (saved.set) {
           r.durable = std::move(saved.name);
           r.state = std::move(saved.state);
+          r.table = std::move(saved.table);
+          r.unchanged = saved.unchanged;
         }
         if (res) {
           auto value = std::make_shared<const blob>(std::move(*res));

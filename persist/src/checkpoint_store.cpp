@@ -9,6 +9,8 @@ std::string to_string(column_family cf) {
       return "actor_state";
     case column_family::actor_meta:
       return "actor_meta";
+    case column_family::actor_state_alt:
+      return "actor_state_alt";
   }
   return "column_family(" + std::to_string(static_cast<int>(cf)) + ")";
 }

@@ -46,20 +46,24 @@ private:
   uint32_t crc_ = 0;
 };
 
-// The version-1 canonical form: format_version, actor, version, state, the
-// number of sequence numbers, then each (caller, sequence number) in
-// ascending byte order of the caller id. `Map` is any map from string to
-// uint64; the entries are sorted here because Protobuf maps are not.
-template <class Map>
-uint32_t checksum_v1(std::string_view actor, uint64_t version,
-                     std::string_view state, const Map& seqs) {
+// The canonical forms. Version 1: format_version, actor, version, state,
+// the number of sequence numbers, then each (caller, sequence number) in
+// ascending byte order of the caller id. Version 2: the same with
+// format_version 2, then the number of replies and each (caller, reply) in
+// ascending byte order of the caller id. `Seqs` / `Replies` are any maps
+// from string to uint64 / bytes; entries are sorted here because Protobuf
+// maps are not.
+template <class Seqs, class Replies>
+uint32_t checksum_of(uint32_t format, std::string_view actor, uint64_t version,
+                     std::string_view state, const Seqs& seqs,
+                     const Replies& replies) {
   std::vector<std::pair<std::string_view, uint64_t>> sorted;
   sorted.reserve(seqs.size());
   for (auto& [caller, seq] : seqs)
     sorted.emplace_back(caller, seq);
   std::sort(sorted.begin(), sorted.end());
   crc_builder crc;
-  crc.add_u32(1);
+  crc.add_u32(format);
   crc.add_bytes(actor);
   crc.add_u64(version);
   crc.add_bytes(state);
@@ -68,7 +72,24 @@ uint32_t checksum_v1(std::string_view actor, uint64_t version,
     crc.add_bytes(caller);
     crc.add_u64(seq);
   }
+  if (format >= 2) {
+    std::vector<std::pair<std::string_view, std::string_view>> rs;
+    rs.reserve(replies.size());
+    for (auto& [caller, reply] : replies)
+      rs.emplace_back(caller, reply);
+    std::sort(rs.begin(), rs.end());
+    crc.add_u64(rs.size());
+    for (auto& [caller, reply] : rs) {
+      crc.add_bytes(caller);
+      crc.add_bytes(reply);
+    }
+  }
   return crc.result();
+}
+
+// The version `encode` writes for `x`.
+uint32_t format_for(const checkpoint& x) {
+  return x.replies.empty() ? 1 : 2;
 }
 
 // Whether `x` is well-formed UTF-8 (what proto3 demands of string fields;
@@ -106,12 +127,13 @@ caf::error corrupt(const std::string& actor, const std::string& what) {
 } // namespace
 
 uint32_t record_codec::checksum(const checkpoint& x) {
-  return checksum_v1(x.actor, x.version, x.state, x.sequence_numbers);
+  return checksum_of(format_for(x), x.actor, x.version, x.state,
+                     x.sequence_numbers, x.replies);
 }
 
 std::string record_codec::encode(const checkpoint& x) {
   persist::v1::checkpoint_record rec;
-  rec.set_format_version(format_version);
+  rec.set_format_version(format_for(x));
   rec.set_actor(x.actor);
   rec.set_version(x.version);
   rec.set_state(x.state);
@@ -119,6 +141,11 @@ std::string record_codec::encode(const checkpoint& x) {
   for (auto& [caller, seq] : x.sequence_numbers) {
     assert(valid_utf8(caller));
     seqs[caller] = seq;
+  }
+  auto& replies = *rec.mutable_replies();
+  for (auto& [caller, reply] : x.replies) {
+    assert(valid_utf8(caller));
+    replies[caller] = reply;
   }
   rec.set_crc32c(checksum(x));
   return rec.SerializeAsString();
@@ -132,14 +159,16 @@ caf::expected<checkpoint> record_codec::decode(const std::string& actor,
     return corrupt(actor, "the record does not parse");
   if (rec.format_version() == 0)
     return corrupt(actor, "the record has no format version");
-  if (rec.format_version() != format_version)
+  if (rec.format_version() > format_version)
     return make_error(persist_errc::incompatible_state,
                       "checkpoint of actor '" + actor + "': format version "
                         + std::to_string(rec.format_version())
-                        + ", this build reads version "
+                        + ", this build reads versions 1 to "
                         + std::to_string(format_version));
-  auto crc = checksum_v1(rec.actor(), rec.version(), rec.state(),
-                         rec.sequence_numbers());
+  if (rec.format_version() == 1 && !rec.replies().empty())
+    return corrupt(actor, "a version-1 record with replies");
+  auto crc = checksum_of(rec.format_version(), rec.actor(), rec.version(),
+                         rec.state(), rec.sequence_numbers(), rec.replies());
   if (crc != rec.crc32c())
     return corrupt(actor, "CRC-32C mismatch (stored "
                             + std::to_string(rec.crc32c()) + ", computed "
@@ -152,6 +181,8 @@ caf::expected<checkpoint> record_codec::decode(const std::string& actor,
   result.state = std::move(*rec.mutable_state());
   for (auto& [caller, seq] : rec.sequence_numbers())
     result.sequence_numbers.emplace(caller, seq);
+  for (auto& [caller, reply] : rec.replies())
+    result.replies.emplace(caller, reply);
   return result;
 }
 

@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -163,6 +164,31 @@ caf::error verify_log_tails(const std::string& path) {
   return caf::none;
 }
 
+// RocksDB's info log, kept off the database's disk. RocksDB 7.8 built with
+// assertions (as Debian builds it) aborts the process when it logs to an
+// info LOG file whose earlier write failed, and that is exactly what
+// happens when the disk fills up: the LOG file fails first, then the WAL
+// error is logged. So errors go to stderr and the rest is dropped.
+class stderr_logger final : public rocksdb::Logger {
+public:
+  explicit stderr_logger(std::string path)
+    : rocksdb::Logger(rocksdb::InfoLogLevel::ERROR_LEVEL),
+      path_(std::move(path)) {
+    // nop
+  }
+
+  using rocksdb::Logger::Logv;
+
+  void Logv(const char* format, va_list ap) override {
+    char buf[1024];
+    std::vsnprintf(buf, sizeof(buf), format, ap);
+    std::fprintf(stderr, "rocksdb %s: %s\n", path_.c_str(), buf);
+  }
+
+private:
+  std::string path_;
+};
+
 rocksdb::ReadOptions checked_reads() {
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -217,6 +243,7 @@ struct rocksdb_checkpoint_store::impl {
     o.wal_recovery_mode
       = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
     o.keep_log_file_num = 4;
+    o.info_log = std::make_shared<stderr_logger>(path);
     // Record a full-file CRC-32C of every table file in the MANIFEST, for
     // verify_table_files.
     o.file_checksum_gen_factory = rocksdb::GetFileChecksumGenCrc32cFactory();

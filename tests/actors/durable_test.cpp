@@ -2,7 +2,7 @@
 // after the whole runtime restarts, and recovered on another worker when
 // its worker is SIGKILLed, with in-flight calls applied exactly once.
 
-#include "test_util.hpp"
+#include "durable_util.hpp"
 
 #include <csignal>
 #include <filesystem>
@@ -48,25 +48,8 @@ private:
   int64_t deposits_ = 0;
 };
 
-// A fresh state directory per test, removed at the end.
-struct state_dir {
-  std::string path;
-  state_dir() {
-    char tmpl[] = "/tmp/dref-durable-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~state_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
-config durable_cluster(const state_dir& dir, size_t workers = 2) {
-  auto cfg = test::small_cluster(workers);
-  cfg.state_dir = dir.path;
-  return cfg;
-}
+using test::durable_cluster;
+using test::state_dir;
 
 } // namespace
 

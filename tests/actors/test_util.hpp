@@ -102,8 +102,9 @@ inline void check_reaped(const std::vector<int>& pids) {
 inline void check_no_children() {
   int status = 0;
   auto res = ::waitpid(-1, &status, WNOHANG);
+  auto err = errno; // before a CHECK (its output) can change errno
   CHECK(res == -1);
-  CHECK(errno == ECHILD);
+  CHECK(err == ECHILD);
 }
 
 /// Runs a test body against a fresh cluster made with `cfg`, then checks no

@@ -168,7 +168,37 @@ TEST_CASE("opening creates missing directories and one column family per "
             .ok());
   std::sort(families.begin(), families.end());
   CHECK(families
-        == std::vector<std::string>{"actor_meta", "actor_state", "default"});
+        == std::vector<std::string>{"actor_meta", "actor_state",
+                                    "actor_state_alt", "default"});
+}
+
+TEST_CASE("a database from a build before actor_state_alt opens and gains "
+          "the family, its records intact") {
+  test::temp_dir dir;
+  auto path = dir / "db";
+  {
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    o.create_missing_column_families = true;
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyDescriptor> ds{
+      {rocksdb::kDefaultColumnFamilyName, {}}, {"actor_state", {}},
+      {"actor_meta", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> hs;
+    REQUIRE(rocksdb::DB::Open(o, path, ds, &hs, &raw).ok());
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    REQUIRE(raw->Put(wo, hs[1], "k", "v").ok());
+    for (auto h : hs)
+      raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+  auto s = open_store(path);
+  CHECK(read(*s, state, "k") == std::optional<std::string>{"v"});
+  std::vector<std::string> families;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, path, &families)
+            .ok());
+  CHECK(std::count(families.begin(), families.end(), "actor_state_alt") == 1);
 }
 
 TEST_CASE("a database with a column family from a newer build still opens") {
@@ -186,7 +216,7 @@ TEST_CASE("a database with a column family from a newer build still opens") {
     rocksdb::DB* raw = nullptr;
     std::vector<rocksdb::ColumnFamilyDescriptor> ds{
       {rocksdb::kDefaultColumnFamilyName, {}}, {"actor_state", {}},
-      {"actor_meta", {}}};
+      {"actor_meta", {}}, {"actor_state_alt", {}}};
     std::vector<rocksdb::ColumnFamilyHandle*> hs;
     REQUIRE(rocksdb::DB::Open(o, path, ds, &hs, &raw).ok());
     rocksdb::ColumnFamilyHandle* extra = nullptr;

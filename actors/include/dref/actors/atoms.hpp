@@ -20,5 +20,6 @@ using release_atom = caf::atom_constant<caf::atom("dref_rel")>;
 using release_hold_atom = caf::atom_constant<caf::atom("dref_rhold")>;
 using register_borrow_atom = caf::atom_constant<caf::atom("dref_rb")>;
 using echo_atom = caf::atom_constant<caf::atom("dref_echo")>;
+using ckpt_atom = caf::atom_constant<caf::atom("dref_ckpt")>;
 
 } // namespace dref

@@ -2,11 +2,14 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "caf/timespan.hpp"
 
 namespace dref {
+
+class fault_injecting_store;
 
 /// Settings of a `runtime`. Plain value; read once when the runtime starts.
 struct config {
@@ -37,6 +40,43 @@ struct config {
   /// Directory of the checkpoint store of durable actors (RocksDB); empty
   /// means `<run directory>/state` (see docs/operations.md).
   std::string state_dir;
+  /// Test hook, unset in production. When set, the driver's checkpoint
+  /// store is wrapped in a `fault_injecting_store` (persist/) and this is
+  /// called with it once, when the store opens (at the first durable
+  /// spawn). A test keeps the reference (valid until the runtime is
+  /// destroyed) to fail chosen writes or reads, e.g.
+  /// `fail_next_writes(1, persist_errc::disk_full)`.
+  std::function<void(fault_injecting_store&)> checkpoint_faults;
+  /// Test hook, off in production: every call on a durable actor is sent
+  /// to its worker twice in a row, as a retry would be, and the owner takes
+  /// the second answer (which the actor's sequence table must give without
+  /// applying the call again).
+  bool test_resend_durable_calls = false;
+  /// Test hook, empty in production: the caller id of this driver's calls
+  /// on durable actors (normally "driver-<random owner id>", new in every
+  /// run). A second run with the same id numbers its calls from 1 again, so
+  /// they look like retries of the first run's calls: this is how tests
+  /// show that the sequence table stored with the state answers retries
+  /// after a restart.
+  std::string test_caller_id;
+};
+
+/// When a durable actor's state is written (see `durable`). The default,
+/// every call, acknowledges a call only once its effect is on disk. The
+/// others acknowledge at once and write every `calls` calls and/or once
+/// `interval` passed since the last write (whichever comes first; 0 turns
+/// a trigger off): weaker, because a crash of the driver loses up to
+/// `calls` - 1 acknowledged calls or `interval` of them. A worker's death
+/// loses nothing (the driver holds the newest state), a clean stop writes
+/// what is pending, and a failed write is retried at the next trigger
+/// instead of failing calls. See docs/architecture.md.
+struct checkpoint_policy {
+  uint64_t calls = 1;
+  caf::timespan interval = caf::timespan{0};
+
+  bool every_call() const noexcept {
+    return calls == 1 && interval == caf::timespan{0};
+  }
 };
 
 /// Passed as a timeout: wait without a bound.

@@ -29,6 +29,13 @@ enum class actors_errc : uint8_t {
   /// An argument was not acceptable (e.g. a ref of another runtime). A bug:
   /// stop.
   invalid_argument = 6,
+  /// A retried call on a durable actor (same caller and sequence number)
+  /// was applied before and its reply is no longer kept (only the last
+  /// call's reply per caller is). Stop: do not retry it again.
+  already_applied = 7,
+  /// No durable actor of that name exists (it has no checkpoint). Stop, or
+  /// spawn it.
+  unknown_actor = 8,
 };
 
 constexpr caf::atom_value actors_category = caf::atom("dref_act");

@@ -43,6 +43,9 @@ struct method_entry {
     invoke;
   /// Identifies the member pointer: its type plus its bytes.
   std::string key;
+  /// A const member function: it does not change the state (durable
+  /// actors save no state after it; `mutable` members are not saved).
+  bool is_const = false;
 };
 
 /// A constructor of a DREF_ACTOR class, registered when a `spawn` with these
@@ -136,10 +139,13 @@ struct method_traits<R (C::*)(As...)> {
   using args = std::tuple<std::decay_t<As>...>;
   using raw_args = std::tuple<As...>;
   static constexpr size_t arity = sizeof...(As);
+  static constexpr bool is_const = false;
 };
 
 template <class C, class R, class... As>
-struct method_traits<R (C::*)(As...) const> : method_traits<R (C::*)(As...)> {};
+struct method_traits<R (C::*)(As...) const> : method_traits<R (C::*)(As...)> {
+  static constexpr bool is_const = true;
+};
 
 template <class C, class R, class... As>
 struct method_traits<R (C::*)(As...) noexcept>
@@ -147,7 +153,9 @@ struct method_traits<R (C::*)(As...) noexcept>
 
 template <class C, class R, class... As>
 struct method_traits<R (C::*)(As...) const noexcept>
-  : method_traits<R (C::*)(As...)> {};
+  : method_traits<R (C::*)(As...)> {
+  static constexpr bool is_const = true;
+};
 
 template <class Tuple, size_t... Is>
 std::vector<std::string> type_tags(std::index_sequence<Is...>) {
@@ -251,6 +259,7 @@ method_entry make_method(const char* name, M m) {
   e.result_type = type_tag<result_type_t<typename traits::result>>();
   e.arg_types = type_tags<args>();
   e.key = method_key(m);
+  e.is_const = traits::is_const;
   e.invoke = [m](void* self, const blob* const* xs) {
     return invoke_method<C, M, typename traits::result>(
       m, self, xs, static_cast<typename traits::raw_args*>(nullptr),

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,8 +46,20 @@ uint64_t next_actor_id(runtime_impl& rt);
 /// Submits the creation of a durable actor: a restore from its checkpoint
 /// when one exists, else `create` as given.
 ref_base submit_durable(runtime_impl& rt, task_spec create,
-                        const void* call_site);
+                        const void* call_site,
+                        const checkpoint_policy& policy);
 void destroy_actor(runtime_impl& rt, uint64_t actor, const std::string& cls);
+/// Submits the restore of the stored durable actor named by `create`
+/// (`unknown_actor` when it has no checkpoint).
+caf::expected<ref_base> recover_durable(runtime_impl& rt, task_spec create,
+                                        const void* call_site,
+                                        const checkpoint_policy& policy);
+/// The handle state of the durable actor `name`: the live one (which must
+/// be of class `type`), or a new one from `make`, remembered while alive.
+caf::expected<std::shared_ptr<void>>
+durable_actor(runtime_impl& rt, const std::string& name,
+              const std::type_info& type,
+              const std::function<caf::expected<std::shared_ptr<void>>()>& make);
 const ref_context* context_of(const runtime_impl& rt);
 /// The actor answering `get_atom` requests for refs owned by `x`'s owner.
 caf::actor owner_actor_of(const ref_base& x);
@@ -197,6 +210,9 @@ struct runtime_stats {
   uint64_t held_tasks = 0;
   /// Live actor instances the owner knows of.
   uint64_t actors = 0;
+  /// Writes of durable actors' checkpoints to the store since the start
+  /// (each may hold many actors' states).
+  uint64_t checkpoint_writes = 0;
   std::vector<worker_stats> workers;
 };
 
@@ -212,7 +228,25 @@ class actor_handle;
 struct durable {
   explicit durable(std::string actor_name) : name(std::move(actor_name)) {
   }
+
+  /// Weaker policy: write the state every `n` calls (n >= 1) instead of
+  /// after each; calls are acknowledged at once. See `checkpoint_policy`.
+  durable& checkpoint_every(uint64_t n) {
+    policy.calls = n == 0 ? 1 : n;
+    policy.interval = caf::timespan{0};
+    return *this;
+  }
+
+  /// Weaker policy: write the state once `t` passed since the last write
+  /// (if it changed); calls are acknowledged at once.
+  durable& checkpoint_every(caf::timespan t) {
+    policy.calls = 0;
+    policy.interval = t;
+    return *this;
+  }
+
   std::string name;
+  checkpoint_policy policy;
 };
 
 /// Entry point of dref: starts (or, in a later stage, joins) a cluster and
@@ -321,9 +355,31 @@ public:
   }
 
   /// Creates an instance of the DREF_ACTOR class `C` in a worker, passing
-  /// `xs` to its constructor; returns at once.
+  /// `xs` to its constructor; returns at once. With `durable("name")`
+  /// first: a durable actor (see `durable`); a live handle of that name in
+  /// this runtime is returned as it is, and a stored one is restored
+  /// (constructor arguments then are ignored). Errors, at `created()`:
+  /// `type_mismatch` when the name belongs to another class,
+  /// `incompatible_state` when the stored state does not load into `C`,
+  /// `checkpoint_corrupt` naming the actor when no good checkpoint is left.
   template <class C, class... Ts>
   actor_handle<C> spawn(Ts&&... xs);
+
+  /// The durable actor `name` of class `C`: the live one in this runtime,
+  /// or the one stored in the checkpoint store (e.g. after a full restart),
+  /// restored from its newest good checkpoint. Errors: `unknown_actor` when
+  /// no actor of that name was ever stored, `type_mismatch` when it is of
+  /// another class, the store's errors (`checkpoint_corrupt` naming the
+  /// actor, `io_error`); `incompatible_state` at `created()` when the
+  /// stored state does not load into `C`.
+  template <class C>
+  caf::expected<actor_handle<C>> actor(const std::string& name) {
+    return actor<C>(durable{name});
+  }
+
+  /// The same with a checkpoint policy (`durable(name).checkpoint_every`).
+  template <class C>
+  caf::expected<actor_handle<C>> actor(const durable& d);
 
   /// The worker processes, alive now.
   std::vector<worker_info> workers() const;
@@ -457,21 +513,28 @@ private:
 
 template <class C, class... Ts>
 [[gnu::noinline]] actor_handle<C> runtime::spawn(Ts&&... xs) {
+  using state_type = typename actor_handle<C>::state;
   actor_handle<C> result;
-  result.state_ = std::make_shared<typename actor_handle<C>::state>();
-  auto& st = *result.state_;
-  st.rt = impl_;
   auto cls = registry::instance().actor_class(typeid(C));
+  auto fresh = [&] {
+    auto st = std::make_shared<state_type>();
+    st->rt = impl_;
+    if (cls != nullptr) {
+      st->cls = cls->name;
+      st->id = internal::next_actor_id(*impl_);
+    }
+    return st;
+  };
   if (cls == nullptr) {
-    st.created = ref<unit_t>{internal::failed_ref(
+    result.state_ = fresh();
+    result.state_->created = ref<unit_t>{internal::failed_ref(
       *impl_, make_error(actors_errc::unknown_function,
                          "class not registered with DREF_ACTOR"))};
     return result;
   }
-  st.cls = cls->name;
-  st.id = internal::next_actor_id(*impl_);
   auto site = __builtin_return_address(0);
-  auto make = [&](std::string durable_name, auto&&... args) {
+  checkpoint_policy policy;
+  auto make = [&](uint64_t id, std::string durable_name, auto&&... args) {
     static_assert((!internal::is_ref<std::decay_t<decltype(args)>>::value
                    && ...),
                   "constructor arguments must be values");
@@ -481,7 +544,7 @@ template <class C, class... Ts>
     task_spec spec;
     spec.kind = static_cast<uint8_t>(task_kind::actor_create);
     spec.name = cls->name;
-    spec.actor = st.id;
+    spec.actor = id;
     spec.result_type = type_tag<unit_t>();
     spec.durable = std::move(durable_name);
     std::vector<ref_base> keep; // the argument's refs, until submitted
@@ -492,7 +555,7 @@ template <class C, class... Ts>
       return internal::failed_ref(*impl_, std::move(err));
     if (spec.durable.empty())
       return internal::submit(*impl_, std::move(spec), site);
-    return internal::submit_durable(*impl_, std::move(spec), site);
+    return internal::submit_durable(*impl_, std::move(spec), site, policy);
   };
   if constexpr (sizeof...(Ts) > 0
                 && (std::is_same_v<std::decay_t<Ts>, durable> || ...)) {
@@ -500,12 +563,68 @@ template <class C, class... Ts>
     auto call_with = [&](auto&& first, auto&&... rest) {
       static_assert(std::is_same_v<std::decay_t<decltype(first)>, durable>,
                     "dref::durable must be the first argument of spawn");
-      return make(first.name, std::forward<decltype(rest)>(rest)...);
+      policy = first.policy;
+      // One instance per name and runtime: a live handle of the name is
+      // returned as it is (its state wins over constructor arguments).
+      auto made = internal::durable_actor(
+        *impl_, first.name, typeid(C),
+        [&]() -> caf::expected<std::shared_ptr<void>> {
+          auto st = fresh();
+          st->created = ref<unit_t>{
+            make(st->id, first.name, std::forward<decltype(rest)>(rest)...)};
+          return std::static_pointer_cast<void>(st);
+        });
+      if (made) {
+        result.state_ = std::static_pointer_cast<state_type>(*made);
+      } else {
+        result.state_ = fresh();
+        result.state_->created = ref<unit_t>{
+          internal::failed_ref(*impl_, std::move(made.error()))};
+      }
     };
-    st.created = ref<unit_t>{call_with(std::forward<Ts>(xs)...)};
+    call_with(std::forward<Ts>(xs)...);
   } else {
-    st.created = ref<unit_t>{make(std::string{}, std::forward<Ts>(xs)...)};
+    result.state_ = fresh();
+    result.state_->created = ref<unit_t>{
+      make(result.state_->id, std::string{}, std::forward<Ts>(xs)...)};
   }
+  return result;
+}
+
+template <class C>
+[[gnu::noinline]] caf::expected<actor_handle<C>>
+runtime::actor(const durable& d) {
+  const auto& name = d.name;
+  using state_type = typename actor_handle<C>::state;
+  static_cast<void>(detail::state_registrar<C>::registered);
+  auto cls = registry::instance().actor_class(typeid(C));
+  if (cls == nullptr)
+    return make_error(actors_errc::unknown_function,
+                      "class not registered with DREF_ACTOR");
+  auto site = __builtin_return_address(0);
+  auto made = internal::durable_actor(
+    *impl_, name, typeid(C), [&]() -> caf::expected<std::shared_ptr<void>> {
+      auto st = std::make_shared<state_type>();
+      st->rt = impl_;
+      st->cls = cls->name;
+      st->id = internal::next_actor_id(*impl_);
+      task_spec spec;
+      spec.kind = static_cast<uint8_t>(task_kind::actor_create);
+      spec.name = cls->name;
+      spec.actor = st->id;
+      spec.result_type = type_tag<unit_t>();
+      spec.durable = name;
+      auto created = internal::recover_durable(*impl_, std::move(spec), site,
+                                               d.policy);
+      if (!created)
+        return std::move(created.error()); // st has no `created`: no destroy
+      st->created = ref<unit_t>{std::move(*created)};
+      return std::static_pointer_cast<void>(st);
+    });
+  if (!made)
+    return std::move(made.error());
+  actor_handle<C> result;
+  result.state_ = std::static_pointer_cast<state_type>(*made);
   return result;
 }
 

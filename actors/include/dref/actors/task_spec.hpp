@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,7 @@ namespace dref {
 
 /// Version of the messages between a driver and its workers. A worker built
 /// from another version is refused at registration.
-constexpr uint32_t cluster_protocol_version = 3;
+constexpr uint32_t cluster_protocol_version = 4;
 
 /// What a task does.
 enum class task_kind : uint8_t {
@@ -75,12 +76,33 @@ struct task_spec {
   /// Name of a durable actor (actor tasks), empty otherwise: the worker
   /// returns the actor's state with each result.
   std::string durable;
+  /// Calls on durable actors: who calls, and the call's number among that
+  /// caller's calls on this actor (from 1, in the order they run). A call
+  /// whose number the actor's sequence table already holds is a retry and
+  /// is answered from the table instead of applied again. 0: no number.
+  std::string caller;
+  uint64_t seq = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_spec& x) {
   return f(caf::meta::type_name("dref.task_spec"), x.result, x.kind, x.name,
-           x.actor, x.method, x.result_type, x.args, x.durable);
+           x.actor, x.method, x.result_type, x.args, x.durable, x.caller,
+           x.seq);
+}
+
+/// A durable actor's sequence table: per caller, the number of the last
+/// call applied and (when it succeeded) its serialized reply. Travels with
+/// the state in results and restore tasks; stored in the same checkpoint
+/// record as the state (docs/checkpoint_format.md).
+struct sequence_table {
+  std::map<std::string, uint64_t> seqs;
+  std::map<std::string, blob> replies;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sequence_table& x) {
+  return f(caf::meta::type_name("dref.sequence_table"), x.seqs, x.replies);
 }
 
 /// How a task ended, sent from a worker back to the owner.
@@ -95,19 +117,25 @@ struct task_result {
   blob value;
   uint64_t size = 0;
   caf::error error;
-  /// Durable actor calls: the actor's name and its state after the call,
-  /// which the owner makes durable before it acknowledges the result.
+  /// Durable actor calls: the actor's name, its state and its sequence
+  /// table after the call, which the owner makes durable (in one record)
+  /// before it acknowledges the result.
   std::string durable;
   blob state;
   /// Refs inside the value: the worker's stored copy holds them, and the
   /// owner of the result holds them too while the result lives.
   std::vector<ref_descriptor> contained;
+  sequence_table table;
+  /// Durable actor calls of a const method: the state did not change, so
+  /// `state` and `table` are empty and nothing needs writing.
+  bool unchanged = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_result& x) {
   return f(caf::meta::type_name("dref.task_result"), x.id, x.status, x.value,
-           x.size, x.error, x.durable, x.state, x.contained);
+           x.size, x.error, x.durable, x.state, x.table, x.unchanged,
+           x.contained);
 }
 
 /// A value as it travels to a reader: its bytes plus the refs inside them

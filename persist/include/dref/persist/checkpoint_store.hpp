@@ -29,15 +29,22 @@ enum class column_family : uint8_t {
   /// not its state (class, placement); its format is defined by the
   /// durable-actor layer.
   actor_meta = 1,
+  /// Key: a durable actor's name. Value: an encoded `checkpoint_record`,
+  /// like `actor_state`. The durable-actor layer alternates between the two
+  /// families by version (odd versions in `actor_state`, even ones here), so
+  /// the previous checkpoint survives while the next one is written and is
+  /// there to fall back on when the newest is found corrupt.
+  actor_state_alt = 2,
 };
 
 /// Number of `column_family` values; they run from 0 to this minus one.
-constexpr size_t column_family_count = 2;
+constexpr size_t column_family_count = 3;
 
 /// All column families, in value order.
 constexpr column_family all_column_families[column_family_count] = {
   column_family::actor_state,
   column_family::actor_meta,
+  column_family::actor_state_alt,
 };
 
 /// The frozen on-disk name of `cf` ("actor_state", "actor_meta").

@@ -25,10 +25,14 @@ struct checkpoint {
   std::string state;
   /// Per caller id (UTF-8): the sequence number of the last call applied.
   std::map<std::string, uint64_t> sequence_numbers;
+  /// Per caller id (UTF-8): the serialized reply of the call numbered
+  /// `sequence_numbers[caller]` (format version 2).
+  std::map<std::string, std::string> replies;
 
   friend bool operator==(const checkpoint& x, const checkpoint& y) {
     return x.actor == y.actor && x.version == y.version && x.state == y.state
-           && x.sequence_numbers == y.sequence_numbers;
+           && x.sequence_numbers == y.sequence_numbers
+           && x.replies == y.replies;
   }
 
   friend bool operator!=(const checkpoint& x, const checkpoint& y) {
@@ -43,10 +47,12 @@ struct checkpoint {
 /// Stateless: every function is safe from any thread.
 class record_codec {
 public:
-  /// The format version this build writes, and the only one it reads.
-  static constexpr uint32_t format_version = 1;
+  /// The newest format version this build writes and reads. It reads every
+  /// version from 1 on, and writes the oldest one that holds the record:
+  /// 1 when `replies` is empty, else 2.
+  static constexpr uint32_t format_version = 2;
 
-  /// The record bytes for `x`, with `format_version` and its checksum.
+  /// The record bytes for `x`, with its format version and checksum.
   /// @pre every caller id in `x.sequence_numbers` is valid UTF-8.
   static std::string encode(const checkpoint& x);
 
@@ -58,8 +64,9 @@ public:
   static caf::expected<checkpoint> decode(const std::string& actor,
                                           std::string_view bytes);
 
-  /// The CRC-32C of `x` in its canonical version-1 form (the `crc32c`
-  /// field of its record; docs/checkpoint_format.md defines the form).
+  /// The CRC-32C of `x` in the canonical form of the version `encode`
+  /// writes for it (the `crc32c` field of its record;
+  /// docs/checkpoint_format.md defines the forms).
   static uint32_t checksum(const checkpoint& x);
 };
 

@@ -1,0 +1,354 @@
+#include "checkpointer.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "caf/all.hpp"
+
+#include "dref/actors/serialization.hpp"
+#include "dref/persist/error.hpp"
+#include "dref/persist/rocksdb_checkpoint_store.hpp"
+
+namespace dref::internal {
+
+namespace {
+
+bool is_corrupt(const caf::error& err) {
+  return err.category() == persist_category
+         && err.code() == static_cast<uint8_t>(persist_errc::checkpoint_corrupt);
+}
+
+} // namespace
+
+checkpointer::checkpointer(std::string dir,
+                           std::function<void(fault_injecting_store&)> hook)
+  : dir_(std::move(dir)), hook_(std::move(hook)) {
+  // nop
+}
+
+checkpointer::~checkpointer() {
+  faults_.reset(); // borrows inner_
+  inner_.reset();
+}
+
+caf::error checkpointer::open() {
+  if (store_ != nullptr)
+    return caf::none;
+  auto db = rocksdb_checkpoint_store::open(dir_);
+  if (!db)
+    return std::move(db.error());
+  inner_ = std::move(*db);
+  store_ = inner_.get();
+  if (hook_) {
+    faults_ = std::make_unique<fault_injecting_store>(*inner_);
+    store_ = faults_.get();
+    hook_(*faults_);
+  }
+  return caf::none;
+}
+
+std::string checkpointer::encode_meta(const std::string& cls) {
+  return "dref-meta 1\nclass " + cls + "\n";
+}
+
+std::string checkpointer::decode_meta(const std::string& value) {
+  static const std::string head = "dref-meta 1\nclass ";
+  if (value.size() <= head.size() || value.compare(0, head.size(), head) != 0
+      || value.back() != '\n')
+    return {};
+  return value.substr(head.size(), value.size() - head.size() - 1);
+}
+
+caf::expected<checkpointer::found>
+checkpointer::load(const std::string& name) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto err = open())
+    return err;
+  // A pending state of an earlier instance (weaker policy) goes first.
+  auto pending = write_lazy([&name](const std::string& x, const lazy_state&,
+                                    clock_type::time_point) {
+    return x == name;
+  });
+  if (pending.err)
+    return pending.err;
+  return load_locked(name);
+}
+
+caf::expected<checkpointer::found>
+checkpointer::load_locked(const std::string& name) {
+  found result;
+  caf::error corrupt;
+  for (auto cf : {column_family::actor_state, column_family::actor_state_alt}) {
+    auto bytes = store_->read(cf, name);
+    if (!bytes) {
+      if (!is_corrupt(bytes.error()))
+        return std::move(bytes.error());
+      corrupt = make_error(persist_errc::checkpoint_corrupt,
+                           "checkpoint of actor '" + name
+                             + "': " + caf::to_string(bytes.error()));
+      continue;
+    }
+    if (!*bytes)
+      continue;
+    auto cp = record_codec::decode(name, **bytes);
+    if (!cp) {
+      if (!is_corrupt(cp.error()))
+        return std::move(cp.error()); // incompatible_state: stop
+      corrupt = std::move(cp.error());
+      continue;
+    }
+    if (!result.cp || cp->version > result.cp->version)
+      result.cp = std::move(*cp);
+  }
+  if (corrupt) {
+    if (!result.cp)
+      return corrupt;
+    result.fell_back = std::move(corrupt);
+  }
+  auto meta = store_->read(column_family::actor_meta, name);
+  if (!meta)
+    return std::move(meta.error());
+  if (*meta) {
+    result.cls = decode_meta(**meta);
+    if (result.cls.empty())
+      return make_error(persist_errc::checkpoint_corrupt,
+                        "metadata of actor '" + name + "' is unreadable");
+    meta_written_.insert(name);
+  }
+  auto& v = versions_[name];
+  v = std::max(v, result.cp ? result.cp->version : 0);
+  return result;
+}
+
+void checkpointer::set_policy(const std::string& name,
+                              const checkpoint_policy& policy) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (policy.every_call()) {
+    lazy_.erase(name);
+    return;
+  }
+  auto& l = lazy_[name];
+  l.policy = policy;
+  l.last_write = clock_type::now();
+}
+
+void checkpointer::add(write_batch& batch, const std::string& name,
+                       const blob& state, const sequence_table& table,
+                       const std::string& cls,
+                       std::vector<std::string>& new_meta) {
+  checkpoint cp;
+  cp.actor = name;
+  cp.version = ++versions_[name];
+  cp.state.assign(state.begin(), state.end());
+  // The sequence table goes into the same record: one atomic write.
+  cp.sequence_numbers = table.seqs;
+  for (auto& [caller, reply] : table.replies)
+    cp.replies.emplace(caller, std::string{reply.begin(), reply.end()});
+  batch.put(slot(cp.version), cp.actor, record_codec::encode(cp));
+  if (meta_written_.count(name) == 0 && !cls.empty()) {
+    batch.put(column_family::actor_meta, name, encode_meta(cls));
+    new_meta.push_back(name);
+  }
+}
+
+std::optional<checkpointer::clock_type::time_point>
+checkpointer::next_due() const {
+  std::optional<clock_type::time_point> result;
+  for (auto& [name, l] : lazy_)
+    if (l.dirty && l.policy.interval > caf::timespan{0}) {
+      auto t = l.last_write
+               + std::chrono::duration_cast<clock_type::duration>(
+                 l.policy.interval);
+      if (!result || t < *result)
+        result = t;
+    }
+  return result;
+}
+
+checkpointer::outcome
+checkpointer::write(std::vector<task_result>& results,
+                    const std::map<std::string, std::string>& classes) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  outcome res;
+  if (store_ == nullptr)
+    return res;
+  auto now = clock_type::now();
+  write_batch batch;
+  std::vector<std::string> new_meta;
+  std::set<std::string> strict;
+  std::vector<std::string> lazy_written;
+  for (auto& r : results) {
+    if (r.durable.empty() || r.unchanged)
+      continue;
+    auto c = classes.find(r.durable);
+    auto cls = c != classes.end() ? c->second : std::string{};
+    auto l = lazy_.find(r.durable);
+    if (l == lazy_.end()) {
+      // A later state of the same actor in the batch wins (later version).
+      add(batch, r.durable, r.state, r.table, cls, new_meta);
+      strict.insert(r.durable);
+      continue;
+    }
+    auto& ls = l->second;
+    ls.state = std::move(r.state);
+    ls.table = std::move(r.table);
+    ls.cls = cls;
+    ls.dirty = true;
+    ++ls.since;
+    auto& p = ls.policy;
+    bool due = versions_[r.durable] == 0
+               || (p.calls > 0 && ls.since >= p.calls)
+               || (p.interval > caf::timespan{0}
+                   && now - ls.last_write >= p.interval);
+    if (due)
+      lazy_written.push_back(r.durable);
+  }
+  for (auto& name : lazy_written) {
+    auto& ls = lazy_[name];
+    if (ls.dirty) { // once per actor, with its newest state
+      add(batch, name, ls.state, ls.table, ls.cls, new_meta);
+      ls.dirty = false;
+    }
+  }
+  if (!batch.empty()) {
+    // One synced write for every durable call in this batch.
+    res.err = store_->write(batch);
+    ++writes_;
+  }
+  if (!res.err) {
+    meta_written_.insert(new_meta.begin(), new_meta.end());
+    for (auto& name : lazy_written) {
+      auto& ls = lazy_[name];
+      ls.since = 0;
+      ls.last_write = now;
+      ls.state = blob{};
+      ls.table = sequence_table{};
+    }
+  } else {
+    for (auto& name : lazy_written)
+      lazy_[name].dirty = true; // stays pending; versions only go up
+    for (auto& r : results)
+      if (strict.count(r.durable) > 0) {
+        r.status = task_result::failed;
+        r.error = res.err;
+        r.value.clear();
+      }
+    res.failed = std::move(strict);
+    if (!lazy_written.empty())
+      std::fprintf(stderr, "dref: writing %zu pending checkpoint(s) failed, "
+                           "retrying at the next trigger: %s\n",
+                   lazy_written.size(), caf::to_string(res.err).c_str());
+  }
+  res.next_due = next_due();
+  return res;
+}
+
+template <class Pick>
+checkpointer::outcome checkpointer::write_lazy(Pick pick) {
+  outcome res;
+  if (store_ == nullptr)
+    return res;
+  auto now = clock_type::now();
+  write_batch batch;
+  std::vector<std::string> new_meta;
+  std::vector<std::string> names;
+  for (auto& [name, ls] : lazy_)
+    if (ls.dirty && pick(name, ls, now)) {
+      add(batch, name, ls.state, ls.table, ls.cls, new_meta);
+      names.push_back(name);
+    }
+  if (!batch.empty()) {
+    res.err = store_->write(batch);
+    ++writes_;
+    if (!res.err) {
+      meta_written_.insert(new_meta.begin(), new_meta.end());
+      for (auto& name : names) {
+        auto& ls = lazy_[name];
+        ls.dirty = false;
+        ls.since = 0;
+        ls.last_write = now;
+        ls.state = blob{};
+        ls.table = sequence_table{};
+      }
+    } else {
+      std::fprintf(stderr, "dref: writing %zu pending checkpoint(s) failed, "
+                           "retrying later: %s\n",
+                   names.size(), caf::to_string(res.err).c_str());
+      // Retry after another interval: push the deadline.
+      for (auto& name : names)
+        lazy_[name].last_write = now;
+    }
+  }
+  res.next_due = next_due();
+  return res;
+}
+
+checkpointer::outcome checkpointer::write_due() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return write_lazy([](const std::string&, const lazy_state& ls,
+                        clock_type::time_point now) {
+    return ls.policy.interval > caf::timespan{0}
+           && now - ls.last_write >= ls.policy.interval;
+  });
+}
+
+checkpointer::outcome checkpointer::write_all() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return write_lazy([](const std::string&, const lazy_state&,
+                        clock_type::time_point) { return true; });
+}
+
+caf::expected<std::shared_ptr<const task_spec>>
+checkpointer::restore_task(uint64_t id, const std::string& cls,
+                           const std::string& name) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto err = open())
+    return err;
+  if (auto l = lazy_.find(name); l != lazy_.end() && l->second.dirty) {
+    // A weaker policy: the newest state is here, not on disk yet.
+    auto t = std::make_shared<task_spec>();
+    t->kind = static_cast<uint8_t>(task_kind::actor_restore);
+    t->name = cls;
+    t->actor = id;
+    t->durable = name;
+    t->result_type = type_tag<unit_t>();
+    t->args.resize(2);
+    t->args[0].type = type_tag<blob>();
+    t->args[0].value = l->second.state;
+    t->args[1].type = type_tag<blob>();
+    static_cast<void>(to_blob(l->second.table, t->args[1].value));
+    return std::shared_ptr<const task_spec>{std::move(t)};
+  }
+  auto cp = load_locked(name);
+  if (!cp)
+    return std::move(cp.error());
+  if (!cp->cp)
+    return std::shared_ptr<const task_spec>{};
+  if (cp->fell_back)
+    std::fprintf(stderr, "dref: %s; restoring version %llu instead\n",
+                 caf::to_string(cp->fell_back).c_str(),
+                 static_cast<unsigned long long>(cp->cp->version));
+  auto t = std::make_shared<task_spec>();
+  t->kind = static_cast<uint8_t>(task_kind::actor_restore);
+  t->name = cls;
+  t->actor = id;
+  t->durable = name;
+  t->result_type = type_tag<unit_t>();
+  t->args = restore_args(*cp->cp);
+  return std::shared_ptr<const task_spec>{std::move(t)};
+}
+
+std::vector<task_arg> checkpointer::restore_args(const checkpoint& cp) {
+  std::vector<task_arg> args(2);
+  args[0].type = type_tag<blob>();
+  args[0].value.assign(cp.state.begin(), cp.state.end());
+  sequence_table table;
+  table.seqs = cp.sequence_numbers;
+  for (auto& [caller, reply] : cp.replies)
+    table.replies.emplace(caller, blob{reply.begin(), reply.end()});
+  args[1].type = type_tag<blob>();
+  static_cast<void>(to_blob(table, args[1].value)); // plain maps: no error
+  return args;
+}
+
+} // namespace dref::internal
