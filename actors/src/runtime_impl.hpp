@@ -21,6 +21,9 @@
 #include "dref/persist/checkpoint_store.hpp"
 #include "dref/refs/borrow_table.hpp"
 #include "dref/refs/ownership_table.hpp"
+#include "dref/store/buffer.hpp"
+#include "dref/store/node_store.hpp"
+#include "dref/store/transfer_server.hpp"
 
 namespace dref::internal {
 
@@ -74,8 +77,11 @@ public:
   ref_base failed_ref(caf::error err);
   ref_base put_blob(blob value, const void* call_site,
                     std::vector<ref_base>&& refs);
-  caf::expected<std::shared_ptr<const blob>> get_blob(const ref_base& x,
-                                                      caf::timespan timeout);
+  // The value's bytes: a view of the owner's copy, of the node store's
+  // mapping (no copy), or of a copy fetched from a worker.
+  caf::expected<buffer> get_blob(const ref_base& x, caf::timespan timeout);
+  // Where the node store's files are (see `runtime::node_store_prefix`).
+  std::string node_store_prefix() const;
   std::vector<bool> wait_ids(const std::vector<const ref_base*>& xs, size_t n,
                              caf::timespan timeout);
   uint64_t next_actor_id() {
@@ -169,6 +175,12 @@ private:
   // Delivers answers to `get` requests waiting for `ids` (owner actor only).
   void deliver_waiters(const std::vector<object_id>& ids);
   caf::expected<int> launch_worker(worker_id id);
+  // Opens the node store and its transfer server (start).
+  caf::error open_node_store();
+  // The node store while the runtime runs, else null (any thread).
+  std::shared_ptr<node_store> node() const;
+  // Frees `ids` in the node store (without mtx_).
+  void free_in_node(const std::vector<object_id>& ids);
   // Opens the checkpoint store on first use. @pre ckpt_mtx_ held.
   caf::error open_checkpoints();
   // Makes the states carried by `results` durable in one synced write;
@@ -191,6 +203,15 @@ private:
   uint16_t port_ = 0;
   worker_pool pool_;
   std::string run_file_; // announces this driver to `dref memory`
+  // The node store this driver hosts for the local cluster, and its
+  // transfer server (workers' zero-copy reads and in-place writes). Set in
+  // `start`, closed in `stop` (which removes every file of the store).
+  mutable std::mutex node_mtx_;
+  std::shared_ptr<node_store> node_;                  // guarded by node_mtx_
+  std::unique_ptr<transfer_server> node_server_;      // start/stop only
+  std::string spill_dir_;         // made by this runtime if `own_spill_dir_`
+  bool own_spill_dir_ = false;
+  std::string node_prefix_;       // shm_dir + "/" + the store's file prefix
   // Checkpoints of durable actors; opened on the first durable spawn.
   std::mutex ckpt_mtx_;
   std::unique_ptr<checkpoint_store> ckpt_;            // guarded by ckpt_mtx_
@@ -211,6 +232,9 @@ private:
   std::map<caf::actor_addr, worker_id> by_addr_;         // guarded by mtx_
   std::vector<std::pair<worker_id, task_spec>> outbox_;  // guarded by mtx_
   std::map<worker_id, std::vector<object_id>> frees_;    // guarded by mtx_
+  // Objects to free in the node store (the next flush does it, without
+  // mtx_).
+  std::vector<object_id> node_frees_;                    // guarded by mtx_
   // Borrowing (see docs/architecture.md, "Borrowing"):
   borrow_table borrows_;                                 // guarded by mtx_
   borrower_set borrowers_;                               // guarded by mtx_

@@ -29,6 +29,7 @@
 #include "dref/refs/error.hpp"
 #include "dref/store/error.hpp"
 #include "dref/store/local_store.hpp"
+#include "dref/store/node_client.hpp"
 
 namespace dref {
 
@@ -51,6 +52,8 @@ struct worker_settings {
   uint16_t owner_port = 0;
   worker_id id = 0;
   config cfg;
+  /// The node store's transfer server on `host` (0: no node store).
+  uint16_t store_port = 0;
 };
 
 bool parse_settings(const char* text, worker_settings& out) {
@@ -58,7 +61,8 @@ bool parse_settings(const char* text, worker_settings& out) {
   long long fetch_ms = 0, hb_ms = 0, timeout_ms = 0, transit_ms = 0;
   in >> out.host >> out.owner_port >> out.id >> out.cfg.inline_limit
     >> fetch_ms >> out.cfg.scheduler_threads >> hb_ms >> timeout_ms
-    >> out.cfg.scheduler_policy >> out.cfg.middleman_workers >> transit_ms;
+    >> out.cfg.scheduler_policy >> out.cfg.middleman_workers >> transit_ms
+    >> out.store_port;
   if (!in)
     return false;
   out.cfg.fetch_timeout = std::chrono::milliseconds{fetch_ms};
@@ -158,45 +162,51 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
                              std::vector<ref_base>& out_refs) {
   auto& st = self->state;
   auto kind = static_cast<task_kind>(t.kind);
-  // 1. Resolve the arguments: inline, local store, or another worker;
-  //    borrow the refs inside them (registered before the task runs).
-  std::vector<std::shared_ptr<const blob>> holders;
-  std::vector<const blob*> args;
+  // 1. Resolve the arguments: inline; this worker's store (bytes, or a
+  //    view of the node store); the node store (the dispatcher says so by
+  //    naming this worker as the location); or another worker's store.
+  //    Borrow the refs inside them (registered before the task runs).
+  //    `sources` keeps every resolved value alive while the task runs, and
+  //    lets `dref::buffer` parameters view their bytes in place.
+  std::vector<buffer> sources;
+  std::vector<byte_view> args;
   args.reserve(t.args.size());
+  sources.reserve(t.args.size());
   for (auto& arg : t.args) {
     if (arg.kind == 0) {
       if (auto err = st.refs->hold(arg.contained, held))
         return err;
-      args.push_back(&arg.value);
+      args.push_back(byte_view{arg.value.data(), arg.value.size()});
       continue;
     }
-    std::shared_ptr<const blob> value;
+    caf::expected<buffer> value{caf::error{}};
     if (arg.kind == 2 && arg.ref.owner != st.refs->process()) {
       // Owned by another process (borrowed by the submitter): its owner
       // serves it.
-      auto fetched = st.refs->fetch_from(0, arg.port, arg.ref, held);
-      if (!fetched)
-        return std::move(fetched.error());
-      value = std::move(*fetched);
+      value = st.refs->fetch_from(0, arg.port, arg.ref, held);
+    } else if (auto local = st.refs->read_local(arg.ref)) {
+      // Here (its error, if the argument's task failed: so does this one).
+      value = std::move(*local);
     } else if (arg.kind == 2 || arg.location == st.self_id) {
-      auto obj = st.store->get(arg.ref);
-      if (!obj)
+      // Not here: in the node store, or lost.
+      value = st.refs->has_node()
+                ? st.refs->read_node(arg.ref)
+                : caf::expected<buffer>{make_error(store_errc::not_found)};
+      if (!value)
         return make_error(refs_errc::object_lost,
-                          to_string(arg.ref) + " is not in worker "
-                            + std::to_string(st.self_id));
-      if (obj->error)
-        return obj->error; // the argument's task failed: so does this one
-      value = std::move(obj->value);
+                          to_string(arg.ref) + " is neither in worker "
+                            + std::to_string(st.self_id)
+                            + " nor in the node store");
     } else {
-      auto fetched = st.refs->fetch_from(arg.location, arg.port, arg.ref, held);
-      if (!fetched)
-        return std::move(fetched.error());
-      value = std::move(*fetched);
+      value = st.refs->fetch_from(arg.location, arg.port, arg.ref, held);
     }
-    args.push_back(value.get());
-    holders.push_back(std::move(value));
+    if (!value)
+      return std::move(value.error());
+    args.push_back(byte_view{value->data(), value->size()});
+    sources.push_back(std::move(*value));
   }
   ref_read_scope reading{st.refs};
+  zero_copy_scope zero_copy{sources};
   auto& reg = registry::instance();
   // 2. Run it.
   switch (kind) {
@@ -250,7 +260,8 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
       if (se == nullptr || t.args.size() != 1)
         return make_error(actors_errc::unknown_function,
                           "cannot restore actor class '" + t.name + "'");
-      auto obj = se->load(*args[0]);
+      blob state(args[0].data, args[0].data + args[0].size);
+      auto obj = se->load(state);
       if (!obj)
         return std::move(obj.error());
       if (st.actors.count(t.actor) == 0)
@@ -341,15 +352,25 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
           r.state = std::move(saved.state);
         }
         if (res) {
-          auto value = std::make_shared<const blob>(std::move(*res));
-          r.size = value->size();
+          r.size = res->size();
+          stored_object obj;
           if (r.size <= st.cfg.inline_limit) {
             r.status = task_result::inline_value;
-            r.value = *value;
+            r.value = *res;
+          } else if (st.refs->has_node()
+                     && !st.refs->put_in_node(t.result, *res)) {
+            // Large: sealed once in the node store; the slot here keeps
+            // no bytes, only the refs inside (`contained`).
+            r.status = task_result::in_node_store;
+            obj.in_node_store = true;
+            obj.node_size = r.size;
           } else {
+            // Large, and the node store refused it (full): it stays here.
             r.status = task_result::stored;
           }
-          r.contained = st.refs->store(t.result, std::move(value),
+          if (!obj.in_node_store)
+            obj.value = std::make_shared<const blob>(std::move(*res));
+          r.contained = st.refs->store(t.result, std::move(obj),
                                        std::move(out_refs));
         } else {
           r.status = task_result::failed;
@@ -467,6 +488,14 @@ int run_worker(worker_settings ws) {
                                                          ws.owner_port);
   if (!owner)
     return bail("cannot reach the driver: " + sys.render(owner.error()));
+  if (ws.store_port != 0) {
+    // One connection to the node store per worker process (thread-safe).
+    auto node = node_client::connect(store_endpoint{ws.host, ws.store_port},
+                                     std::chrono::seconds{10});
+    if (!node)
+      return bail("cannot reach the node store: " + sys.render(node.error()));
+    refs->set_node(std::move(*node));
+  }
   refs->set_server(srv_handle, *port);
   refs->set_driver(caf::actor_cast<caf::actor>(*owner), ws.host,
                    ws.owner_port);
@@ -528,7 +557,7 @@ caf::expected<ref_base> worker_put(blob value, std::vector<ref_base>&& refs) {
   return w->put(std::move(value), std::move(refs));
 }
 
-caf::expected<std::shared_ptr<const blob>>
+caf::expected<buffer>
 worker_get(const ref_base& x, caf::timespan timeout,
            std::vector<object_id>& held) {
   auto w = current_worker();

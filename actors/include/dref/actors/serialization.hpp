@@ -1,16 +1,21 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <typeinfo>
 #include <type_traits>
+#include <vector>
 
 #include "caf/binary_deserializer.hpp"
 #include "caf/binary_serializer.hpp"
 #include "caf/error.hpp"
+#include "caf/deserializer.hpp"
 #include "caf/meta/type_name.hpp"
+#include "caf/serializer.hpp"
 
 #include "dref/refs/error.hpp"
 #include "dref/refs/fwd.hpp"
+#include "dref/store/buffer.hpp"
 
 namespace dref {
 
@@ -50,10 +55,20 @@ caf::error to_blob(const T& x, blob& out) {
   return caf::none;
 }
 
-/// Reads `x` from `in`; fails unless exactly all bytes are consumed.
+/// The serialized bytes of one value, not owned: an argument as the
+/// registry's invokers read it (from a task, a worker's store, or straight
+/// from a mapped node-store segment).
+struct byte_view {
+  const char* data = nullptr;
+  size_t size = 0;
+};
+
+/// Reads `x` from `size` bytes at `data`; fails unless exactly all bytes are
+/// consumed.
 template <class T>
-caf::error from_blob(const blob& in, T& x) {
-  caf::binary_deserializer source{nullptr, in};
+caf::error from_bytes(const char* data, size_t size, T& x) {
+  caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr),
+                                  data, size};
   if (auto err = source(x))
     return make_error(refs_errc::serialization_failed,
                       "cannot deserialize a " + type_tag<T>());
@@ -61,6 +76,57 @@ caf::error from_blob(const blob& in, T& x) {
     return make_error(refs_errc::serialization_failed,
                       "trailing bytes after a " + type_tag<T>());
   return caf::none;
+}
+
+/// Reads `x` from `in`; fails unless exactly all bytes are consumed.
+template <class T>
+caf::error from_blob(const blob& in, T& x) {
+  return from_bytes(in.data(), in.size(), x);
+}
+
+// -- zero-copy buffers ---------------------------------------------------------
+
+/// While alive, every `dref::buffer` deserialized on this thread from bytes
+/// that lie inside one of `sources` becomes a view of those bytes, kept
+/// alive by that source's handle (a mapped node-store segment, or a stored
+/// heap copy), instead of a heap copy. The runtime sets one around reading
+/// task arguments and around `get`.
+/// Who may touch it: the thread that made it, on the stack only; `sources`
+/// must outlive the scope. Scopes nest; the innermost one counts.
+class zero_copy_scope {
+public:
+  explicit zero_copy_scope(const std::vector<buffer>& sources) noexcept;
+  ~zero_copy_scope();
+  zero_copy_scope(const zero_copy_scope&) = delete;
+  zero_copy_scope& operator=(const zero_copy_scope&) = delete;
+
+private:
+  const std::vector<buffer>* prev_;
+};
+
+namespace detail {
+
+/// Writes a buffer as a sequence of `size()` bytes (begin_sequence, one
+/// apply_raw, end_sequence): the same bytes as a `std::vector<char>`.
+caf::error save_buffer(caf::serializer& f, const buffer& x);
+
+/// Reads a buffer written by `save_buffer`: a view when the bytes lie in a
+/// source of the current `zero_copy_scope` (and `f` is a binary
+/// deserializer), else a heap-owned copy.
+caf::error load_buffer(caf::deserializer& f, buffer& x);
+
+} // namespace detail
+
+/// Serializes a `dref::buffer` as a length-prefixed byte sequence; see
+/// `zero_copy_scope` for when reading it back copies nothing.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, buffer& x) {
+  if constexpr (std::is_base_of_v<caf::serializer, Inspector>)
+    return detail::save_buffer(f, x);
+  else if constexpr (std::is_base_of_v<caf::deserializer, Inspector>)
+    return detail::load_buffer(f, x);
+  else
+    return f(caf::meta::type_name("dref.buffer"));
 }
 
 } // namespace dref

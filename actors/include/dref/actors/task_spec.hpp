@@ -15,7 +15,7 @@ namespace dref {
 
 /// Version of the messages between a driver and its workers. A worker built
 /// from another version is refused at registration.
-constexpr uint32_t cluster_protocol_version = 3;
+constexpr uint32_t cluster_protocol_version = 4;
 
 /// What a task does.
 enum class task_kind : uint8_t {
@@ -89,6 +89,9 @@ struct task_result {
     inline_value = 0, ///< `value` holds the result; the worker keeps a copy
     stored = 1,       ///< the result (of `size` bytes) stays at the worker
     failed = 2,       ///< `error` says why
+    /// The result (of `size` bytes) is sealed in the node store under `id`;
+    /// the worker keeps an entry without the bytes (holding the refs inside).
+    in_node_store = 3,
   };
   object_id id;
   uint8_t status = inline_value;
