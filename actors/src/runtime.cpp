@@ -113,7 +113,7 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
   self->attach_functor([rt] {
     // Nobody will answer pending `then` requests: say so now.
     for (auto& [id, rps] : rt->waiters_)
-      for (auto& rp : rps)
+      for (auto& [rp, node_ok] : rps)
         rp.deliver(make_error(actors_errc::runtime_down,
                               "the runtime stopped"));
     rt->waiters_.clear();
@@ -140,8 +140,13 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
       return caf::make_result(rt->own_memory(), rt->worker_ports());
     },
     [self, rt](get_atom, const object_id& id) {
+      // A worker (another process on this node) reads the node store
+      // itself; this process (`dref::then`) gets the bytes. (Read the
+      // sender first: making the promise takes it from the message.)
+      auto& sender = self->current_sender();
+      bool node_ok = sender != nullptr && sender->node() != self->node();
       auto rp = self->make_response_promise<value_msg>();
-      rt->on_get(id, rp);
+      rt->on_get(id, rp, node_ok);
       return rp;
     },
     [rt](borrow_atom, const std::vector<object_id>& ids, uint64_t borrower,
@@ -1227,7 +1232,8 @@ void runtime_impl::check_capacity(std::vector<object_id>& changed) {
 }
 
 void runtime_impl::on_get(const object_id& id,
-                          caf::typed_response_promise<value_msg> rp) {
+                          caf::typed_response_promise<value_msg> rp,
+                          bool node_ok) {
   if (id.owner != owner_id_) {
     // A borrowed object (a `then` in this process): ask its owner.
     caf::actor peer;
@@ -1264,15 +1270,16 @@ void runtime_impl::on_get(const object_id& id,
     std::lock_guard<std::mutex> guard{mtx_};
     auto e = table_.find(id);
     if (e != nullptr && e->state == object_state::pending) {
-      waiters_[id].push_back(std::move(rp));
+      waiters_[id].emplace_back(std::move(rp), node_ok);
       return;
     }
   }
-  answer(id, std::move(rp));
+  answer(id, std::move(rp), node_ok);
 }
 
 void runtime_impl::answer(const object_id& id,
-                          caf::typed_response_promise<value_msg> rp) {
+                          caf::typed_response_promise<value_msg> rp,
+                          bool node_ok) {
   store_actor from;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -1291,6 +1298,14 @@ void runtime_impl::answer(const object_id& id,
     }
     if (std::find(e->locations.begin(), e->locations.end(), node_location)
         != e->locations.end()) {
+      if (node_ok) {
+        // The reader maps it itself: only the refs inside travel.
+        value_msg v;
+        v.contained = contained_of(id);
+        v.in_node_store = true;
+        rp.deliver(std::move(v));
+        return;
+      }
       // In the node store, which this process hosts: a CAF message needs
       // its own copy of the bytes.
       auto store = node();
@@ -1329,8 +1344,8 @@ void runtime_impl::deliver_waiters(const std::vector<object_id>& ids) {
       continue;
     auto rps = std::move(i->second);
     waiters_.erase(i);
-    for (auto& rp : rps)
-      answer(id, std::move(rp));
+    for (auto& [rp, node_ok] : rps)
+      answer(id, std::move(rp), node_ok);
   }
 }
 

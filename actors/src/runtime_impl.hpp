@@ -112,10 +112,13 @@ public:
   void on_worker_down(const caf::actor_addr& who);
   // A replacement worker `pid` should have registered by now.
   void on_start_deadline(int pid);
-  void on_get(const object_id& id, caf::typed_response_promise<value_msg> rp);
+  // `node_ok`: the requester reads the node store itself (a worker), so a
+  // value there is answered without its bytes (`value_msg::in_node_store`).
+  void on_get(const object_id& id, caf::typed_response_promise<value_msg> rp,
+              bool node_ok);
   // Answers `rp` from the value of `id` (pending objects: later).
-  void answer(const object_id& id,
-              caf::typed_response_promise<value_msg> rp);
+  void answer(const object_id& id, caf::typed_response_promise<value_msg> rp,
+              bool node_ok);
   // Borrowing, step 2 at the owner: a borrower registers.
   std::vector<object_id> on_borrow(const std::vector<object_id>& ids,
                                    uint64_t borrower, const caf::actor& handle);
@@ -270,8 +273,9 @@ private:
   // Owner actor only: the actor itself, while it runs.
   owner_actor::pointer self_ = nullptr;
   // Owner actor only: promises of `get` requests for pending objects.
-  std::unordered_map<object_id,
-                     std::vector<caf::typed_response_promise<value_msg>>>
+  std::unordered_map<
+    object_id,
+    std::vector<std::pair<caf::typed_response_promise<value_msg>, bool>>>
     waiters_;
   // Owner actor only: `get` requests for borrowed objects forwarded to
   // their owner: token -> (owner process, promise).

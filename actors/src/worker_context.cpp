@@ -320,12 +320,23 @@ worker_context::read_local(const object_id& id) {
 }
 
 caf::expected<buffer>
-worker_context::receive_value(caf::expected<value_msg> reply,
+worker_context::receive_value(const object_id& id,
+                              caf::expected<value_msg> reply,
                               std::vector<object_id>& held) {
   if (!reply)
     return std::move(reply.error());
   if (auto err = hold(reply->contained, held))
     return err;
+  if (reply->in_node_store) {
+    // The owner says: in the node store. The caller's ref (borrowed, so
+    // registered with the owner) keeps it there while we map it.
+    auto b = read_node(id);
+    if (!b)
+      return make_error(refs_errc::object_lost,
+                        to_string(id) + " is not in the node store: "
+                          + to_string(b.error()));
+    return b;
+  }
   return view_of(std::make_shared<const blob>(std::move(reply->bytes)));
 }
 
@@ -360,7 +371,7 @@ worker_context::get(const ref_base& x, caf::timespan timeout,
     std::lock_guard<std::mutex> guard{mtx_};
     borrows_.owner_died(id.owner, reply.error());
   }
-  return receive_value(std::move(reply), held);
+  return receive_value(id, std::move(reply), held);
 }
 
 caf::expected<buffer>
@@ -375,7 +386,7 @@ worker_context::fetch_from(worker_id w, uint16_t port, const object_id& id,
     return make_error(refs_errc::object_lost,
                       "worker " + std::to_string(w) + " holding "
                         + to_string(id) + " died");
-  return receive_value(std::move(reply), held);
+  return receive_value(id, std::move(reply), held);
 }
 
 // -- server side --------------------------------------------------------------

@@ -170,8 +170,9 @@ private:
   caf::actor peer_of(uint64_t owner) const;
   // The ref server at `port` (connects once; blocking, without mtx_).
   caf::actor connect(uint16_t port);
-  caf::expected<buffer>
-  receive_value(caf::expected<value_msg> reply, std::vector<object_id>& held);
+  caf::expected<buffer> receive_value(const object_id& id,
+                                      caf::expected<value_msg> reply,
+                                      std::vector<object_id>& held);
   // Registers `id` with its owner (if `todo`) and then releases the
   // sender's transit hold described in `d`, off the calling thread.
   void register_later(ref_descriptor d, bool todo);

@@ -114,15 +114,19 @@ typename Inspector::result_type inspect(Inspector& f, task_result& x) {
 }
 
 /// A value as it travels to a reader: its bytes plus the refs inside them
-/// (which the sender holds while the reader may still need them).
+/// (which the sender holds while the reader may still need them). With
+/// `in_node_store`, `bytes` is empty: the value is sealed in the node store
+/// of the reader's node under the requested id, read there without copying.
 struct value_msg {
   blob bytes;
   std::vector<ref_descriptor> contained;
+  bool in_node_store = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, value_msg& x) {
-  return f(caf::meta::type_name("dref.value_msg"), x.bytes, x.contained);
+  return f(caf::meta::type_name("dref.value_msg"), x.bytes, x.contained,
+           x.in_node_store);
 }
 
 } // namespace dref
