@@ -1,6 +1,8 @@
 #include "runtime_impl.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -251,6 +253,17 @@ caf::error runtime_impl::open_node_store() {
   if (cfg_.spill_dir.empty()) {
     auto dir = run_directory();
     ::mkdir(dir.c_str(), 0700);
+    // Crash hygiene: spill directories of drivers that died without
+    // stopping (their store files are removed by `node_store::open`).
+    std::error_code ec;
+    for (auto& ent : std::filesystem::directory_iterator{dir, ec}) {
+      auto name = ent.path().filename().string();
+      if (name.rfind("spill-", 0) != 0)
+        continue;
+      auto pid = std::atoi(name.c_str() + 6);
+      if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH)
+        std::filesystem::remove_all(ent.path(), ec);
+    }
     spill_dir_ = dir + "/spill-" + std::to_string(::getpid()) + "-"
                  + std::to_string(n);
     if (::mkdir(spill_dir_.c_str(), 0700) != 0 && errno != EEXIST)
