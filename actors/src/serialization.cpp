@@ -11,6 +11,9 @@ namespace {
 // The sources of the innermost `zero_copy_scope` of this thread, or null.
 thread_local const std::vector<buffer>* zero_copy_sources = nullptr;
 
+// The sink of the innermost `result_sink_scope` of this thread, or null.
+thread_local result_sink* current_sink = nullptr;
+
 // The source holding [p, p + n), or null.
 const buffer* find_source(const char* p, size_t n) {
   if (zero_copy_sources == nullptr)
@@ -35,7 +38,20 @@ zero_copy_scope::~zero_copy_scope() {
   zero_copy_sources = prev_;
 }
 
+result_sink_scope::result_sink_scope(result_sink* sink) noexcept
+  : prev_(current_sink) {
+  current_sink = sink;
+}
+
+result_sink_scope::~result_sink_scope() {
+  current_sink = prev_;
+}
+
 namespace detail {
+
+result_sink* current_result_sink() noexcept {
+  return current_sink;
+}
 
 caf::error save_buffer(caf::serializer& f, const buffer& x) {
   auto n = x.size();

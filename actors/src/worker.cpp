@@ -118,6 +118,57 @@ struct executor_state {
 
 using executor_pointer = executor_actor::stateful_pointer<executor_state>;
 
+/// Writes one task's result above the inline limit straight into the node
+/// store (create, serialize in place, seal): no heap blob of the value.
+/// Lives on the executor's stack for one task.
+class node_result_sink : public result_sink {
+public:
+  node_result_sink(worker_context& refs, const object_id& id,
+                   size_t threshold)
+    : refs_(refs), id_(id), threshold_(threshold) {
+    // nop
+  }
+
+  size_t threshold() const override {
+    return threshold_;
+  }
+
+  char* open(size_t size) override {
+    if (written_ || writer_.data() != nullptr)
+      return nullptr; // one result per task
+    auto w = refs_.create_in_node(id_, size);
+    if (!w)
+      return nullptr; // e.g. store_full: serialized into a blob instead
+    writer_ = std::move(*w);
+    size_ = size;
+    return writer_.data();
+  }
+
+  void close(bool ok) override {
+    if (ok && !writer_.seal())
+      written_ = true;
+    else
+      writer_.abort();
+  }
+
+  /// The result is sealed in the node store.
+  bool written() const noexcept {
+    return written_;
+  }
+
+  uint64_t size() const noexcept {
+    return size_;
+  }
+
+private:
+  worker_context& refs_;
+  object_id id_;
+  size_t threshold_;
+  node_client::writer writer_;
+  uint64_t size_ = 0;
+  bool written_ = false;
+};
+
 caf::error type_error(const std::string& what, const std::string& expected,
                       const std::string& got) {
   return make_error(refs_errc::type_mismatch,
@@ -159,7 +210,8 @@ caf::expected<blob> invoke_guarded(const std::string& what,
 caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
                              durable_state& saved,
                              std::vector<object_id>& held,
-                             std::vector<ref_base>& out_refs) {
+                             std::vector<ref_base>& out_refs,
+                             result_sink* sink) {
   auto& st = self->state;
   auto kind = static_cast<task_kind>(t.kind);
   // 1. Resolve the arguments: inline; this worker's store (bytes, or a
@@ -219,6 +271,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
                                      t))
         return err;
       ref_collect_scope collecting{out_refs};
+      result_sink_scope in_place{sink};
       return invoke_guarded(t.name, [&] { return fn->invoke(args.data()); });
     }
     case task_kind::actor_create: {
@@ -287,6 +340,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
       caf::expected<blob> res{caf::error{}};
       {
         ref_collect_scope collecting{out_refs};
+        result_sink_scope in_place{sink};
         res = invoke_guarded(
           what, [&] { return m.invoke(inst.object.get(), args.data()); });
       }
@@ -339,7 +393,12 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
         durable_state saved;
         std::vector<object_id> held;
         std::vector<ref_base> out_refs;
-        auto res = run_task(self, t, saved, held, out_refs);
+        node_result_sink sink{*st.refs, t.result, st.cfg.inline_limit};
+        auto res = run_task(self, t, saved, held, out_refs,
+                            st.refs->has_node() && t.result.valid() ? &sink
+                                                                    : nullptr);
+        if (!res && sink.written())
+          st.refs->free_in_node(t.result); // written, then the task failed
         if (!t.result.valid()) {
           out_refs.clear();
           st.refs->unhold(held);
@@ -354,7 +413,13 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
         if (res) {
           r.size = res->size();
           stored_object obj;
-          if (r.size <= st.cfg.inline_limit) {
+          if (sink.written()) {
+            // Serialized straight into the node store (no heap copy).
+            r.size = sink.size();
+            r.status = task_result::in_node_store;
+            obj.in_node_store = true;
+            obj.node_size = r.size;
+          } else if (r.size <= st.cfg.inline_limit) {
             r.status = task_result::inline_value;
             r.value = *res;
           } else if (st.refs->has_node()

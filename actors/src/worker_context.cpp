@@ -301,6 +301,18 @@ caf::error worker_context::put_in_node(const object_id& id,
   return w->seal();
 }
 
+caf::expected<node_client::writer>
+worker_context::create_in_node(const object_id& id, uint64_t size) {
+  if (!node_)
+    return make_error(actors_errc::invalid_argument, "no node store");
+  return node_->create(id, size);
+}
+
+void worker_context::free_in_node(const object_id& id) {
+  if (node_)
+    node_->free(id);
+}
+
 caf::expected<buffer> worker_context::read_node(const object_id& id) {
   if (!node_)
     return make_error(actors_errc::invalid_argument, "no node store");

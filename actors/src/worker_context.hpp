@@ -106,6 +106,14 @@ public:
   /// or `invalid_argument` without a node store.
   caf::error put_in_node(const object_id& id, const blob& bytes);
 
+  /// Starts writing `size` bytes of object `id` in place in the node store.
+  caf::expected<node_client::writer> create_in_node(const object_id& id,
+                                                    uint64_t size);
+
+  /// Deletes `id` from the node store (a result written there whose task
+  /// then failed).
+  void free_in_node(const object_id& id);
+
   /// A zero-copy view of `id` in the node store. Errors: `not_found`, the
   /// store's restore errors, `transfer_failed`, `invalid_argument` without
   /// a node store.

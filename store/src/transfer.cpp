@@ -744,6 +744,8 @@ node_client::writer::~writer() {
   abort();
 }
 
+node_client::writer::writer() = default;
+
 char* node_client::writer::data() const noexcept {
   return st_ ? st_->map->bytes() + internal::header_size : nullptr;
 }

@@ -181,7 +181,9 @@ caf::expected<blob> write_result(Call&& call) {
     if (auto err = to_blob(unit_t{}, out))
       return err;
   } else {
-    if (auto err = to_blob(call(), out))
+    // Large results may go straight into the node store (`write_value`).
+    auto&& value = call();
+    if (auto err = write_value(value, out))
       return err;
   }
   return out;

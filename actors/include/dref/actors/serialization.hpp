@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <typeinfo>
 #include <type_traits>
@@ -10,11 +11,14 @@
 #include "caf/binary_serializer.hpp"
 #include "caf/error.hpp"
 #include "caf/deserializer.hpp"
+#include "caf/detail/serialized_size.hpp"
 #include "caf/meta/type_name.hpp"
 #include "caf/serializer.hpp"
+#include "caf/serializer_impl.hpp"
 
 #include "dref/refs/error.hpp"
 #include "dref/refs/fwd.hpp"
+#include "dref/refs/ref.hpp"
 #include "dref/store/buffer.hpp"
 
 namespace dref {
@@ -127,6 +131,118 @@ typename Inspector::result_type inspect(Inspector& f, buffer& x) {
     return detail::load_buffer(f, x);
   else
     return f(caf::meta::type_name("dref.buffer"));
+}
+
+// -- results written in place ------------------------------------------------
+
+/// Where a large task result is written in place: a worker sets one (a
+/// region of the node store) around each task, so that a result above
+/// `threshold()` serialized bytes goes straight into shared memory instead
+/// of through a heap blob (see `write_value`).
+/// Who may touch it: the thread running the task, through the innermost
+/// `result_sink_scope`.
+class result_sink {
+public:
+  virtual ~result_sink() = default;
+  /// Results of more serialized bytes than this are offered to `open`.
+  virtual size_t threshold() const = 0;
+  /// A writable region of exactly `size` bytes, or null (the result is then
+  /// serialized into a blob as usual, e.g. when the store is full).
+  virtual char* open(size_t size) = 0;
+  /// The region holds the whole value now (or, with `ok == false`, the
+  /// value could not be written: the region is given up).
+  virtual void close(bool ok) = 0;
+};
+
+/// Makes `sink` the current result sink of this thread while alive.
+/// Who may touch it: the thread that made it, on the stack only.
+class result_sink_scope {
+public:
+  explicit result_sink_scope(result_sink* sink) noexcept;
+  ~result_sink_scope();
+  result_sink_scope(const result_sink_scope&) = delete;
+  result_sink_scope& operator=(const result_sink_scope&) = delete;
+
+private:
+  result_sink* prev_;
+};
+
+namespace detail {
+
+/// The sink of the innermost `result_sink_scope` of this thread, or null.
+result_sink* current_result_sink() noexcept;
+
+/// A fixed memory region as the container of a CAF binary serializer:
+/// writes past its end are dropped and flagged.
+struct region_buffer {
+  using value_type = char;
+  char* base = nullptr;
+  size_t capacity = 0;
+  size_t used = 0;
+  bool overflow = false;
+  size_t size() const noexcept {
+    return used;
+  }
+  char* data() noexcept {
+    return base;
+  }
+  char* end() noexcept {
+    return base + used;
+  }
+  void insert(char*, const char* first, const char* last) {
+    auto n = static_cast<size_t>(last - first);
+    if (n > capacity - used) {
+      overflow = true;
+      return;
+    }
+    std::memcpy(base + used, first, n);
+    used += n;
+  }
+  void insert(char*, size_t n, int value) {
+    if (n > capacity - used) {
+      overflow = true;
+      return;
+    }
+    std::memset(base + used, value, n);
+    used += n;
+  }
+};
+
+} // namespace detail
+
+/// Serializes a task's result `x`: straight into the current result sink's
+/// region when there is one and `x` is larger than its threshold (then
+/// `out` stays empty), else into `out` (as `to_blob`). A size pass comes
+/// first; refs met during it are not collected (the write collects them).
+template <class T>
+caf::error write_value(const T& x, blob& out) {
+  if (auto sink = detail::current_result_sink()) {
+    size_t size = 0;
+    {
+      std::vector<ref_base> ignored;
+      ref_collect_scope not_collected{ignored};
+      caf::detail::serialized_size_inspector f{
+        static_cast<caf::execution_unit*>(nullptr)};
+      if (!f(const_cast<T&>(x)))
+        size = f.result();
+    }
+    if (size > sink->threshold()) {
+      if (auto region = sink->open(size)) {
+        detail::region_buffer buf{region, size};
+        caf::serializer_impl<detail::region_buffer> f{
+          static_cast<caf::execution_unit*>(nullptr), buf};
+        auto err = f(const_cast<T&>(x));
+        bool ok = !err && !buf.overflow && buf.used == size;
+        sink->close(ok);
+        if (!ok)
+          return make_error(refs_errc::serialization_failed,
+                            "cannot serialize a " + type_tag<T>()
+                              + " into the node store");
+        return caf::none;
+      }
+    }
+  }
+  return to_blob(x, out);
 }
 
 } // namespace dref
