@@ -328,3 +328,32 @@ TEST_CASE("a small buffer made in a task travels inline and reads back") {
     CHECK(st->node_objects == 0); // at or below the inline limit
   });
 }
+
+TEST_CASE("values beyond the node store's capacity spill to disk and read "
+          "back") {
+  // 10 MiB of shared memory, three values of 4 MiB: making the third spills
+  // the least recently used one to the runtime's spill directory; reading
+  // it restores it.
+  auto cfg = test::small_cluster();
+  cfg.store_capacity = 10 * uint64_t{mib};
+  test::with_cluster(cfg, [](runtime& rt) {
+    std::vector<ref<buffer>> values;
+    for (int32_t i = 0; i < 3; ++i) {
+      values.push_back(rt.call(node_make_big, 4 * mib, 10 + i));
+      REQUIRE(rt.wait(values, values.size(), 10s).not_ready.empty());
+    }
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 3);
+    CHECK(st->node_on_disk >= 1);
+    CHECK(st->node_bytes <= 10 * uint64_t{mib});
+    for (int32_t i = 0; i < 3; ++i) {
+      auto m = rt.get(rt.call(node_where, values[static_cast<size_t>(i)]),
+                      10s);
+      REQUIRE(m);
+      auto expected = make_bytes(4 * mib, 10 + i);
+      CHECK(m->sum == checksum(expected.data(), expected.size()));
+      CHECK(starts_with(m->path, rt.node_store_prefix()));
+    }
+  });
+}
