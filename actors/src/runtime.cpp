@@ -749,6 +749,7 @@ ref_base runtime_impl::submit_durable(task_spec create,
 
 void runtime_impl::checkpoint_results(std::vector<task_result>& results) {
   write_batch batch;
+  std::vector<object_id> dropped;
   {
     std::lock_guard<std::mutex> guard{ckpt_mtx_};
     if (!ckpt_)
@@ -770,11 +771,14 @@ void runtime_impl::checkpoint_results(std::vector<task_result>& results) {
       return;
     for (auto& r : results)
       if (!r.durable.empty()) {
+        if (r.status == task_result::in_node_store)
+          dropped.push_back(r.id); // its bytes will never be read
         r.status = task_result::failed;
         r.error = err;
         r.value.clear();
       }
   }
+  free_in_node(dropped);
 }
 
 std::map<uint64_t, std::shared_ptr<const task_spec>>
