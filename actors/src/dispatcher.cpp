@@ -456,7 +456,9 @@ dispatcher::try_send(const std::shared_ptr<const task_spec>& t,
         break;
       }
       case object_state::ready:
-        if (has_location(*e, target)) {
+        if (has_location(*e, target) || has_location(*e, node_location)) {
+          // Held by the target, or in the node store, which every worker
+          // reads without copying: the target resolves it itself.
           arg.location = target;
           arg.port = tw->second.port;
         } else if (e->value) {

@@ -39,7 +39,9 @@ struct dispatch_result {
 ///
 /// Holding: a task is sent only when every ref argument is ready, or pending
 /// on the very worker the task goes to (that worker runs tasks in arrival
-/// order, so the producer finishes first). Other tasks wait here, and so do
+/// order, so the producer finishes first). A ready argument in the node store
+/// (`node_location`) counts as held by every worker. Other tasks wait here,
+/// and so do
 /// all later calls of the same actor, keeping actor calls in submission
 /// order. `retry_held` re-examines them after results arrive.
 ///

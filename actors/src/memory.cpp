@@ -36,8 +36,11 @@ std::string human_bytes(uint64_t n) {
 
 std::string where(const memory_entry& e) {
   std::string s = e.owner_copy ? "owner" : "";
-  for (auto w : e.locations)
-    s += (s.empty() ? "w" : ",w") + std::to_string(w);
+  for (auto w : e.locations) {
+    if (!s.empty())
+      s += ",";
+    s += w == node_location ? std::string{"node"} : "w" + std::to_string(w);
+  }
   return s.empty() ? "-" : s;
 }
 

@@ -4,6 +4,7 @@
 // types they carry. Internal: users never see these.
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "caf/actor.hpp"
@@ -17,6 +18,7 @@
 #include "dref/actors/runtime.hpp"
 #include "dref/actors/task_spec.hpp"
 #include "dref/refs/object_id.hpp"
+#include "dref/store/buffer.hpp"
 
 namespace dref::internal {
 
@@ -77,6 +79,13 @@ using owner_actor = caf::typed_actor<
   caf::reacts_to<ckpt_atom>,
   caf::replies_to<get_atom, object_id>::with<value_msg>,
   caf::replies_to<memory_atom>::with<process_memory, std::vector<uint16_t>>>;
+
+/// A buffer viewing a heap copy of a value, which it keeps alive.
+inline buffer view_of(std::shared_ptr<const blob> b) {
+  auto data = b->data();
+  auto size = b->size();
+  return buffer{data, size, 0, std::move(b)};
+}
 
 /// Registers every message type above and the error categories.
 void add_message_types(caf::actor_system_config& cfg);

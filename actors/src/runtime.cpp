@@ -1,9 +1,14 @@
 #include "runtime_impl.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+
+#include <atomic>
+#include <filesystem>
 
 #include <cxxabi.h>
 #include <dlfcn.h>
@@ -22,6 +27,7 @@
 #include "dref/actors/error.hpp"
 #include "dref/persist/error.hpp"
 #include "dref/refs/error.hpp"
+#include "dref/store/error.hpp"
 
 namespace dref {
 
@@ -117,7 +123,7 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
   self->attach_functor([rt] {
     // Nobody will answer pending `then` requests: say so now.
     for (auto& [id, rps] : rt->waiters_)
-      for (auto& rp : rps)
+      for (auto& [rp, node_ok] : rps)
         rp.deliver(make_error(actors_errc::runtime_down,
                               "the runtime stopped"));
     rt->waiters_.clear();
@@ -145,8 +151,13 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
       return caf::make_result(rt->own_memory(), rt->worker_ports());
     },
     [self, rt](get_atom, const object_id& id) {
+      // A worker (another process on this node) reads the node store
+      // itself; this process (`dref::then`) gets the bytes. (Read the
+      // sender first: making the promise takes it from the message.)
+      auto& sender = self->current_sender();
+      bool node_ok = sender != nullptr && sender->node() != self->node();
       auto rp = self->make_response_promise<value_msg>();
-      rt->on_get(id, rp);
+      rt->on_get(id, rp, node_ok);
       return rp;
     },
     [rt](borrow_atom, const std::vector<object_id>& ids, uint64_t borrower,
@@ -183,6 +194,11 @@ void runtime_impl::start() {
   port_ = *port;
   register_system_context(sys_.get(), weak_from_this());
   run_file_ = write_run_file(port_);
+  if (auto err = open_node_store()) {
+    fail(make_error(actors_errc::runtime_down,
+                    "cannot open the node store: " + sys_->render(err)));
+    return;
+  }
   auto deadline = deadline_of(cfg_.start_timeout);
   auto n = cfg_.num_workers;
   if (n == 0)
@@ -230,8 +246,73 @@ caf::expected<int> runtime_impl::launch_worker(worker_id id) {
        << ms(cfg_.fetch_timeout) << ' ' << cfg_.scheduler_threads << ' '
        << ms(cfg_.heartbeat_interval) << ' ' << ms(cfg_.connection_timeout)
        << ' ' << cfg_.scheduler_policy << ' ' << cfg_.middleman_workers << ' '
-       << ms(cfg_.transit_timeout);
+       << ms(cfg_.transit_timeout) << ' '
+       << (node_server_ ? node_server_->port() : 0);
   return pool_.launch(spec.str());
+}
+
+caf::error runtime_impl::open_node_store() {
+  // One store per runtime: several may run in one process, one at a time
+  // or side by side.
+  static std::atomic<uint64_t> instances{0};
+  auto n = instances++;
+  store_config sc;
+  sc.name = "rt-" + std::to_string(::getpid()) + "-" + std::to_string(n);
+  sc.capacity = cfg_.store_capacity;
+  if (cfg_.spill_dir.empty()) {
+    auto dir = run_directory();
+    ::mkdir(dir.c_str(), 0700);
+    // Crash hygiene: spill directories of drivers that died without
+    // stopping (their store files are removed by `node_store::open`).
+    std::error_code ec;
+    for (auto& ent : std::filesystem::directory_iterator{dir, ec}) {
+      auto name = ent.path().filename().string();
+      if (name.rfind("spill-", 0) != 0)
+        continue;
+      auto pid = std::atoi(name.c_str() + 6);
+      if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH)
+        std::filesystem::remove_all(ent.path(), ec);
+    }
+    spill_dir_ = dir + "/spill-" + std::to_string(::getpid()) + "-"
+                 + std::to_string(n);
+    if (::mkdir(spill_dir_.c_str(), 0700) != 0 && errno != EEXIST)
+      return make_error(store_errc::io_error,
+                        "cannot make the spill directory " + spill_dir_);
+    own_spill_dir_ = true;
+  } else {
+    spill_dir_ = cfg_.spill_dir;
+  }
+  sc.spill_dir = spill_dir_;
+  auto store = node_store::open(std::move(sc));
+  if (!store)
+    return std::move(store.error());
+  std::shared_ptr<node_store> shared{std::move(*store)};
+  auto server = transfer_server::start(*shared, "127.0.0.1", 0);
+  if (!server)
+    return std::move(server.error());
+  node_server_ = std::move(*server);
+  node_prefix_ = shared->config().shm_dir + "/" + shared->file_prefix();
+  std::lock_guard<std::mutex> guard{node_mtx_};
+  node_ = std::move(shared);
+  return caf::none;
+}
+
+std::shared_ptr<node_store> runtime_impl::node() const {
+  std::lock_guard<std::mutex> guard{node_mtx_};
+  return node_;
+}
+
+std::string runtime_impl::node_store_prefix() const {
+  std::lock_guard<std::mutex> guard{node_mtx_};
+  return node_ ? node_prefix_ : std::string{};
+}
+
+void runtime_impl::free_in_node(const std::vector<object_id>& ids) {
+  if (ids.empty())
+    return;
+  if (auto store = node())
+    for (auto& id : ids)
+      store->free(id); // not_found: freed already (or never sealed)
 }
 
 void runtime_impl::stop() {
@@ -282,6 +363,19 @@ void runtime_impl::stop() {
   caf_cfg_.reset();
   // Nothing runs any more: write what weaker policies left pending.
   ckpt_->write_all();
+  // Every worker is gone: close the node store (its files go with it; a
+  // buffer still held keeps its mapping, not the file).
+  node_server_.reset();
+  std::shared_ptr<node_store> store;
+  {
+    std::lock_guard<std::mutex> guard{node_mtx_};
+    store = std::move(node_);
+  }
+  store.reset();
+  if (own_spill_dir_) {
+    std::error_code ec;
+    std::filesystem::remove_all(spill_dir_, ec);
+  }
   if (!run_file_.empty())
     ::unlink(run_file_.c_str());
 }
@@ -573,9 +667,14 @@ void runtime_impl::on_release(const std::vector<object_id>& ids,
 }
 
 void runtime_impl::on_free(const object_id& id, object_entry&& e) {
-  for (auto w : e.locations)
-    frees_[w].push_back(id);
-  queued_frees_ += e.locations.size();
+  for (auto w : e.locations) {
+    if (w == node_location) {
+      node_frees_.push_back(id); // the next flush frees it in the store
+    } else {
+      frees_[w].push_back(id);
+    }
+    ++queued_frees_;
+  }
   if (!e.locations.empty())
     schedule_free_flush();
   borrowers_.erase(id);
@@ -846,6 +945,7 @@ void runtime_impl::flush(bool all_frees) {
   std::map<worker_id, worker_conn> conns;
   std::vector<std::pair<caf::actor, std::vector<object_id>>> releases;
   std::vector<std::pair<caf::actor, std::vector<uint64_t>>> hold_releases;
+  std::vector<object_id> node_frees;
   bool nothing = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -856,7 +956,12 @@ void runtime_impl::flush(bool all_frees) {
               && ((frees_.empty() && releases_.empty()
                    && hold_releases_.empty())
                   || !all_frees);
+    // Node-store copies go at once: no ref depends on their bytes (the
+    // refs inside stay held by the worker's slot, freed below as usual).
+    queued_frees_ -= node_frees_.size();
+    node_frees.swap(node_frees_);
   }
+  free_in_node(node_frees);
   if (nothing) {
     if (all_frees)
       expire_holds();
@@ -999,9 +1104,13 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
           continue;
         case dispatcher::report::unknown:
           // Its worker was declared dead, or its actor died, and the
-          // object failed already. Only the stored copy must go.
+          // object failed already. Only the stored copies must go.
           frees_[w].push_back(r.id);
           ++queued_frees_;
+          if (r.status == task_result::in_node_store) {
+            node_frees_.push_back(r.id);
+            ++queued_frees_;
+          }
           schedule_free_flush();
           continue;
         case dispatcher::report::current:
@@ -1022,6 +1131,10 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
   std::map<std::string, std::string> classes;
   for (auto& [id, cls, name] : durable)
     classes.emplace(name, cls);
+  std::set<object_id> in_node; // their node copy goes if they fail now
+  for (auto& r : results)
+    if (r.status == task_result::in_node_store)
+      in_node.insert(r.id);
   auto written = ckpt_->write(results, classes);
   auto& write_err = written.err;
   arm_checkpoint_timer(written.next_due);
@@ -1057,14 +1170,30 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
         case task_result::stored:
           known = table_.set_ready(r.id, nullptr, r.size, w);
           break;
+        case task_result::in_node_store:
+          // Two copies: the worker's slot (holding the refs inside) and the
+          // bytes in the node store, which outlive the worker.
+          known = table_.set_ready(r.id, nullptr, r.size, w, node_location);
+          break;
         default:
           known = table_.add_location(r.id, w)
                   && table_.set_failed(r.id, std::move(r.error));
+          if (in_node.count(r.id) > 0) {
+            // A durable call whose checkpoint failed: its bytes in the node
+            // store will never be read.
+            node_frees_.push_back(r.id);
+            ++queued_frees_;
+            schedule_free_flush();
+          }
       }
       if (!known) {
         // Not (or no longer) pending here: the worker's copy must go.
         frees_[w].push_back(r.id);
         ++queued_frees_;
+        if (r.status == task_result::in_node_store) {
+          node_frees_.push_back(r.id);
+          ++queued_frees_;
+        }
         schedule_free_flush();
       } else if (!r.contained.empty() && table_.find(r.id) != nullptr) {
         // Nested refs in a result: the owner of the result holds them too
@@ -1246,7 +1375,8 @@ void runtime_impl::check_capacity(std::vector<object_id>& changed) {
 }
 
 void runtime_impl::on_get(const object_id& id,
-                          caf::typed_response_promise<value_msg> rp) {
+                          caf::typed_response_promise<value_msg> rp,
+                          bool node_ok) {
   if (id.owner != owner_id_) {
     // A borrowed object (a `then` in this process): ask its owner.
     caf::actor peer;
@@ -1268,11 +1398,11 @@ void runtime_impl::on_get(const object_id& id,
     std::lock_guard<std::mutex> guard{mtx_};
     auto e = table_.find(id);
     if (e != nullptr && e->state == object_state::pending) {
-      waiters_[id].push_back(std::move(rp));
+      waiters_[id].emplace_back(std::move(rp), node_ok);
       return;
     }
   }
-  answer(id, std::move(rp));
+  answer(id, std::move(rp), node_ok);
 }
 
 void runtime_impl::forward_get(const caf::actor& peer, uint64_t process,
@@ -1297,7 +1427,8 @@ void runtime_impl::forward_get(const caf::actor& peer, uint64_t process,
 }
 
 void runtime_impl::answer(const object_id& id,
-                          caf::typed_response_promise<value_msg> rp) {
+                          caf::typed_response_promise<value_msg> rp,
+                          bool node_ok) {
   store_actor from;
   uint64_t holder = 0;
   {
@@ -1313,6 +1444,30 @@ void runtime_impl::answer(const object_id& id,
     }
     if (e->value) {
       rp.deliver(value_msg{*e->value, contained_of(id)});
+      return;
+    }
+    if (std::find(e->locations.begin(), e->locations.end(), node_location)
+        != e->locations.end()) {
+      if (node_ok) {
+        // The reader maps it itself: only the refs inside travel.
+        value_msg v;
+        v.contained = contained_of(id);
+        v.in_node_store = true;
+        rp.deliver(std::move(v));
+        return;
+      }
+      // In the node store, which this process hosts: a CAF message needs
+      // its own copy of the bytes.
+      auto store = node();
+      auto b = store ? store->get(id)
+                     : caf::expected<buffer>{
+                       make_error(actors_errc::runtime_down)};
+      if (!b) {
+        rp.deliver(std::move(b.error()));
+        return;
+      }
+      rp.deliver(value_msg{blob(b->data(), b->data() + b->size()),
+                           contained_of(id)});
       return;
     }
     for (auto w : e->locations)
@@ -1340,14 +1495,14 @@ void runtime_impl::deliver_waiters(const std::vector<object_id>& ids) {
       continue;
     auto rps = std::move(i->second);
     waiters_.erase(i);
-    for (auto& rp : rps)
-      answer(id, std::move(rp));
+    for (auto& [rp, node_ok] : rps)
+      answer(id, std::move(rp), node_ok);
   }
 }
 
 // -- reading ------------------------------------------------------------------
 
-caf::expected<std::shared_ptr<const blob>>
+caf::expected<buffer>
 runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
   if (x.context() != this)
     return make_error(actors_errc::invalid_argument,
@@ -1382,9 +1537,10 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
       return std::move(reply.error());
     }
     // The refs inside are adopted when the caller deserializes the value.
-    return std::make_shared<const blob>(std::move(reply->bytes));
+    return view_of(std::make_shared<const blob>(std::move(reply->bytes)));
   }
   store_actor from;
+  bool in_node = false;
   {
     std::unique_lock<std::mutex> lk{mtx_};
     for (;;) {
@@ -1395,7 +1551,12 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
         return e->error;
       if (e->state == object_state::ready) {
         if (e->value)
-          return e->value;
+          return view_of(e->value);
+        in_node = std::find(e->locations.begin(), e->locations.end(),
+                            node_location)
+                  != e->locations.end();
+        if (in_node)
+          break;
         for (auto w : e->locations)
           if (auto i = workers_.find(w); i != workers_.end()) {
             from = i->second.store;
@@ -1417,6 +1578,15 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
                             + " not ready after " + ms_text(timeout));
     }
   }
+  if (in_node) {
+    // In the node store this process hosts: a view of its mapping, pinned
+    // while the caller reads (no fetch, no copy). The caller's ref keeps
+    // the object from being freed meanwhile.
+    auto store = node();
+    if (!store)
+      return runtime_down_error();
+    return store->get(x.id());
+  }
   // The value stays at a worker: fetch it from there (watched: a worker
   // that dies mid-transfer ends the get at once, not at the timeout).
   auto reply = watched_request<value_msg>(
@@ -1429,7 +1599,7 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
                           + " died during the transfer");
     return std::move(reply.error());
   }
-  return std::make_shared<const blob>(std::move(reply->bytes));
+  return view_of(std::make_shared<const blob>(std::move(reply->bytes)));
 }
 
 std::vector<bool>
@@ -1500,6 +1670,12 @@ caf::expected<runtime_stats> runtime_impl::stats(caf::timespan timeout) {
     result.checkpoint_writes = ckpt_->writes();
     for (auto& [id, c] : workers_)
       conns.push_back(c);
+  }
+  if (auto store = node()) {
+    auto ns = store->stats();
+    result.node_objects = ns.objects;
+    result.node_bytes = ns.memory_bytes;
+    result.node_on_disk = ns.on_disk;
   }
   caf::scoped_actor self{*sys_};
   caf::error failure;
@@ -1602,9 +1778,13 @@ ref_base put_blob(runtime_impl& rt, blob value, const void* call_site,
   return rt.put_blob(std::move(value), call_site, std::move(refs));
 }
 
-caf::expected<std::shared_ptr<const blob>>
-get_blob(runtime_impl& rt, const ref_base& x, caf::timespan timeout) {
+caf::expected<buffer> get_blob(runtime_impl& rt, const ref_base& x,
+                               caf::timespan timeout) {
   return rt.get_blob(x, timeout);
+}
+
+std::string node_store_prefix(const runtime_impl& rt) {
+  return rt.node_store_prefix();
 }
 
 std::vector<bool> wait_ids(runtime_impl& rt,
@@ -1687,6 +1867,10 @@ caf::expected<memory_report> runtime::memory(caf::timespan timeout) {
 
 caf::actor_system& runtime::system() {
   return impl_->system();
+}
+
+std::string runtime::node_store_prefix() const {
+  return impl_->node_store_prefix();
 }
 
 } // namespace dref

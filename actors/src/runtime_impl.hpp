@@ -24,6 +24,9 @@
 #include "dref/persist/checkpoint_store.hpp"
 #include "dref/refs/borrow_table.hpp"
 #include "dref/refs/ownership_table.hpp"
+#include "dref/store/buffer.hpp"
+#include "dref/store/node_store.hpp"
+#include "dref/store/transfer_server.hpp"
 
 namespace dref::internal {
 
@@ -90,8 +93,11 @@ public:
   ref_base failed_ref(caf::error err);
   ref_base put_blob(blob value, const void* call_site,
                     std::vector<ref_base>&& refs);
-  caf::expected<std::shared_ptr<const blob>> get_blob(const ref_base& x,
-                                                      caf::timespan timeout);
+  // The value's bytes: a view of the owner's copy, of the node store's
+  // mapping (no copy), or of a copy fetched from a worker.
+  caf::expected<buffer> get_blob(const ref_base& x, caf::timespan timeout);
+  // Where the node store's files are (see `runtime::node_store_prefix`).
+  std::string node_store_prefix() const;
   std::vector<bool> wait_ids(const std::vector<const ref_base*>& xs, size_t n,
                              caf::timespan timeout);
   uint64_t next_actor_id() {
@@ -124,10 +130,13 @@ public:
   void on_start_deadline(int pid);
   // Writes the pending checkpoints of time policies that are due.
   void on_checkpoint_timer();
-  void on_get(const object_id& id, caf::typed_response_promise<value_msg> rp);
+  // `node_ok`: the requester reads the node store itself (a worker), so a
+  // value there is answered without its bytes (`value_msg::in_node_store`).
+  void on_get(const object_id& id, caf::typed_response_promise<value_msg> rp,
+              bool node_ok);
   // Answers `rp` from the value of `id` (pending objects: later).
-  void answer(const object_id& id,
-              caf::typed_response_promise<value_msg> rp);
+  void answer(const object_id& id, caf::typed_response_promise<value_msg> rp,
+              bool node_ok);
   // Borrowing, step 2 at the owner: a borrower registers.
   std::vector<object_id> on_borrow(const std::vector<object_id>& ids,
                                    uint64_t borrower, const caf::actor& handle);
@@ -191,6 +200,12 @@ private:
   // Delivers answers to `get` requests waiting for `ids` (owner actor only).
   void deliver_waiters(const std::vector<object_id>& ids);
   caf::expected<int> launch_worker(worker_id id);
+  // Opens the node store and its transfer server (start).
+  caf::error open_node_store();
+  // The node store while the runtime runs, else null (any thread).
+  std::shared_ptr<node_store> node() const;
+  // Frees `ids` in the node store (without mtx_).
+  void free_in_node(const std::vector<object_id>& ids);
   caf::error runtime_down_error() const;
 
   config cfg_;
@@ -216,6 +231,15 @@ private:
   };
   std::mutex durable_mtx_;
   std::map<std::string, durable_entry> durables_; // guarded by durable_mtx_
+  // The node store this driver hosts for the local cluster, and its
+  // transfer server (workers' zero-copy reads and in-place writes). Set in
+  // `start`, closed in `stop` (which removes every file of the store).
+  mutable std::mutex node_mtx_;
+  std::shared_ptr<node_store> node_;                  // guarded by node_mtx_
+  std::unique_ptr<transfer_server> node_server_;      // start/stop only
+  std::string spill_dir_;         // made by this runtime if `own_spill_dir_`
+  bool own_spill_dir_ = false;
+  std::string node_prefix_;       // shm_dir + "/" + the store's file prefix
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
   // Serializes starting replacement workers with `stop`.
@@ -232,6 +256,9 @@ private:
   std::map<caf::actor_addr, worker_id> by_addr_;         // guarded by mtx_
   std::vector<std::pair<worker_id, task_spec>> outbox_;  // guarded by mtx_
   std::map<worker_id, std::vector<object_id>> frees_;    // guarded by mtx_
+  // Objects to free in the node store (the next flush does it, without
+  // mtx_).
+  std::vector<object_id> node_frees_;                    // guarded by mtx_
   // Borrowing (see docs/architecture.md, "Borrowing"):
   borrow_table borrows_;                                 // guarded by mtx_
   borrower_set borrowers_;                               // guarded by mtx_
@@ -273,8 +300,9 @@ private:
   // Owner actor only: the actor itself, while it runs.
   owner_actor::pointer self_ = nullptr;
   // Owner actor only: promises of `get` requests for pending objects.
-  std::unordered_map<object_id,
-                     std::vector<caf::typed_response_promise<value_msg>>>
+  std::unordered_map<
+    object_id,
+    std::vector<std::pair<caf::typed_response_promise<value_msg>, bool>>>
     waiters_;
   // Owner actor only: `get` requests forwarded to another process (the
   // owner of a borrowed object, or a worker holding an owned value), so

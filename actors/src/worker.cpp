@@ -30,6 +30,7 @@
 #include "dref/refs/error.hpp"
 #include "dref/store/error.hpp"
 #include "dref/store/local_store.hpp"
+#include "dref/store/node_client.hpp"
 
 namespace dref {
 
@@ -52,6 +53,8 @@ struct worker_settings {
   uint16_t owner_port = 0;
   worker_id id = 0;
   config cfg;
+  /// The node store's transfer server on `host` (0: no node store).
+  uint16_t store_port = 0;
 };
 
 bool parse_settings(const char* text, worker_settings& out) {
@@ -59,7 +62,8 @@ bool parse_settings(const char* text, worker_settings& out) {
   long long fetch_ms = 0, hb_ms = 0, timeout_ms = 0, transit_ms = 0;
   in >> out.host >> out.owner_port >> out.id >> out.cfg.inline_limit
     >> fetch_ms >> out.cfg.scheduler_threads >> hb_ms >> timeout_ms
-    >> out.cfg.scheduler_policy >> out.cfg.middleman_workers >> transit_ms;
+    >> out.cfg.scheduler_policy >> out.cfg.middleman_workers >> transit_ms
+    >> out.store_port;
   if (!in)
     return false;
   out.cfg.fetch_timeout = std::chrono::milliseconds{fetch_ms};
@@ -120,6 +124,57 @@ struct executor_state {
 
 using executor_pointer = executor_actor::stateful_pointer<executor_state>;
 
+/// Writes one task's result above the inline limit straight into the node
+/// store (create, serialize in place, seal): no heap blob of the value.
+/// Lives on the executor's stack for one task.
+class node_result_sink : public result_sink {
+public:
+  node_result_sink(worker_context& refs, const object_id& id,
+                   size_t threshold)
+    : refs_(refs), id_(id), threshold_(threshold) {
+    // nop
+  }
+
+  size_t threshold() const override {
+    return threshold_;
+  }
+
+  char* open(size_t size) override {
+    if (written_ || writer_.data() != nullptr)
+      return nullptr; // one result per task
+    auto w = refs_.create_in_node(id_, size);
+    if (!w)
+      return nullptr; // e.g. store_full: serialized into a blob instead
+    writer_ = std::move(*w);
+    size_ = size;
+    return writer_.data();
+  }
+
+  void close(bool ok) override {
+    if (ok && !writer_.seal())
+      written_ = true;
+    else
+      writer_.abort();
+  }
+
+  /// The result is sealed in the node store.
+  bool written() const noexcept {
+    return written_;
+  }
+
+  uint64_t size() const noexcept {
+    return size_;
+  }
+
+private:
+  worker_context& refs_;
+  object_id id_;
+  size_t threshold_;
+  node_client::writer writer_;
+  uint64_t size_ = 0;
+  bool written_ = false;
+};
+
 caf::error type_error(const std::string& what, const std::string& expected,
                       const std::string& got) {
   return make_error(refs_errc::type_mismatch,
@@ -161,48 +216,55 @@ caf::expected<blob> invoke_guarded(const std::string& what,
 caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
                              durable_state& saved,
                              std::vector<object_id>& held,
-                             std::vector<ref_base>& out_refs) {
+                             std::vector<ref_base>& out_refs,
+                             result_sink* sink) {
   auto& st = self->state;
   auto kind = static_cast<task_kind>(t.kind);
-  // 1. Resolve the arguments: inline, local store, or another worker;
-  //    borrow the refs inside them (registered before the task runs).
-  std::vector<std::shared_ptr<const blob>> holders;
-  std::vector<const blob*> args;
+  // 1. Resolve the arguments: inline; this worker's store (bytes, or a
+  //    view of the node store); the node store (the dispatcher says so by
+  //    naming this worker as the location); or another worker's store.
+  //    Borrow the refs inside them (registered before the task runs).
+  //    `sources` keeps every resolved value alive while the task runs, and
+  //    lets `dref::buffer` parameters view their bytes in place.
+  std::vector<buffer> sources;
+  std::vector<byte_view> args;
   args.reserve(t.args.size());
+  sources.reserve(t.args.size());
   for (auto& arg : t.args) {
     if (arg.kind == 0) {
       if (auto err = st.refs->hold(arg.contained, held))
         return err;
-      args.push_back(&arg.value);
+      args.push_back(byte_view{arg.value.data(), arg.value.size()});
       continue;
     }
-    std::shared_ptr<const blob> value;
+    caf::expected<buffer> value{caf::error{}};
     if (arg.kind == 2 && arg.ref.owner != st.refs->process()) {
       // Owned by another process (borrowed by the submitter): its owner
       // serves it.
-      auto fetched = st.refs->fetch_from(0, arg.port, arg.ref, held);
-      if (!fetched)
-        return std::move(fetched.error());
-      value = std::move(*fetched);
+      value = st.refs->fetch_from(0, arg.port, arg.ref, held);
+    } else if (auto local = st.refs->read_local(arg.ref)) {
+      // Here (its error, if the argument's task failed: so does this one).
+      value = std::move(*local);
     } else if (arg.kind == 2 || arg.location == st.self_id) {
-      auto obj = st.store->get(arg.ref);
-      if (!obj)
+      // Not here: in the node store, or lost.
+      value = st.refs->has_node()
+                ? st.refs->read_node(arg.ref)
+                : caf::expected<buffer>{make_error(store_errc::not_found)};
+      if (!value)
         return make_error(refs_errc::object_lost,
-                          to_string(arg.ref) + " is not in worker "
-                            + std::to_string(st.self_id));
-      if (obj->error)
-        return obj->error; // the argument's task failed: so does this one
-      value = std::move(obj->value);
+                          to_string(arg.ref) + " is neither in worker "
+                            + std::to_string(st.self_id)
+                            + " nor in the node store");
     } else {
-      auto fetched = st.refs->fetch_from(arg.location, arg.port, arg.ref, held);
-      if (!fetched)
-        return std::move(fetched.error());
-      value = std::move(*fetched);
+      value = st.refs->fetch_from(arg.location, arg.port, arg.ref, held);
     }
-    args.push_back(value.get());
-    holders.push_back(std::move(value));
+    if (!value)
+      return std::move(value.error());
+    args.push_back(byte_view{value->data(), value->size()});
+    sources.push_back(std::move(*value));
   }
   ref_read_scope reading{st.refs};
+  zero_copy_scope zero_copy{sources};
   auto& reg = registry::instance();
   // 2. Run it.
   switch (kind) {
@@ -215,6 +277,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
                                      t))
         return err;
       ref_collect_scope collecting{out_refs};
+      result_sink_scope in_place{sink};
       return invoke_guarded(t.name, [&] { return fn->invoke(args.data()); });
     }
     case task_kind::actor_create: {
@@ -258,9 +321,10 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
                           "cannot restore actor class '" + t.name + "'");
       // args: the state, and the sequence table stored with it.
       sequence_table table;
-      auto obj = se->load(*args[0]);
+      blob state(args[0].data, args[0].data + args[0].size);
+      auto obj = se->load(state);
       if (obj && t.args.size() == 2)
-        if (auto err = from_blob(*args[1], table))
+        if (auto err = from_blob(blob(args[1].data, args[1].data + args[1].size), table))
           obj = std::move(err);
       if (!obj) {
         // No instance is better than one whose state was rolled back:
@@ -319,6 +383,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
         // 2. Otherwise it runs; its number (and reply, if it succeeded)
         //    go into the table.
         ref_collect_scope collecting{out_refs};
+        result_sink_scope in_place{sink};
         res = invoke_guarded(
           what, [&] { return m.invoke(inst.object.get(), args.data()); });
         if (t.seq != 0) {
@@ -384,7 +449,12 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
         durable_state saved;
         std::vector<object_id> held;
         std::vector<ref_base> out_refs;
-        auto res = run_task(self, t, saved, held, out_refs);
+        node_result_sink sink{*st.refs, t.result, st.cfg.inline_limit};
+        auto res = run_task(self, t, saved, held, out_refs,
+                            st.refs->has_node() && t.result.valid() ? &sink
+                                                                    : nullptr);
+        if (!res && sink.written())
+          st.refs->free_in_node(t.result); // written, then the task failed
         if (!t.result.valid()) {
           out_refs.clear();
           st.refs->unhold(held);
@@ -399,15 +469,31 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
           r.unchanged = saved.unchanged;
         }
         if (res) {
-          auto value = std::make_shared<const blob>(std::move(*res));
-          r.size = value->size();
-          if (r.size <= st.cfg.inline_limit) {
+          r.size = res->size();
+          stored_object obj;
+          if (sink.written()) {
+            // Serialized straight into the node store (no heap copy).
+            r.size = sink.size();
+            r.status = task_result::in_node_store;
+            obj.in_node_store = true;
+            obj.node_size = r.size;
+          } else if (r.size <= st.cfg.inline_limit) {
             r.status = task_result::inline_value;
-            r.value = *value;
+            r.value = *res;
+          } else if (st.refs->has_node()
+                     && !st.refs->put_in_node(t.result, *res)) {
+            // Large: sealed once in the node store; the slot here keeps
+            // no bytes, only the refs inside (`contained`).
+            r.status = task_result::in_node_store;
+            obj.in_node_store = true;
+            obj.node_size = r.size;
           } else {
+            // Large, and the node store refused it (full): it stays here.
             r.status = task_result::stored;
           }
-          r.contained = st.refs->store(t.result, std::move(value),
+          if (!obj.in_node_store)
+            obj.value = std::make_shared<const blob>(std::move(*res));
+          r.contained = st.refs->store(t.result, std::move(obj),
                                        std::move(out_refs));
         } else {
           r.status = task_result::failed;
@@ -527,6 +613,14 @@ int run_worker(worker_settings ws) {
                                                          ws.owner_port);
   if (!owner)
     return bail("cannot reach the driver: " + sys.render(owner.error()));
+  if (ws.store_port != 0) {
+    // One connection to the node store per worker process (thread-safe).
+    auto node = node_client::connect(store_endpoint{ws.host, ws.store_port},
+                                     std::chrono::seconds{10});
+    if (!node)
+      return bail("cannot reach the node store: " + sys.render(node.error()));
+    refs->set_node(std::move(*node));
+  }
   refs->set_server(srv_handle, *port);
   refs->set_driver(caf::actor_cast<caf::actor>(*owner), ws.host,
                    ws.owner_port);
@@ -588,7 +682,7 @@ caf::expected<ref_base> worker_put(blob value, std::vector<ref_base>&& refs) {
   return w->put(std::move(value), std::move(refs));
 }
 
-caf::expected<std::shared_ptr<const blob>>
+caf::expected<buffer>
 worker_get(const ref_base& x, caf::timespan timeout,
            std::vector<object_id>& held) {
   auto w = current_worker();

@@ -1,5 +1,6 @@
 #include "worker_context.hpp"
 
+#include <cstring>
 #include <map>
 #include <thread>
 
@@ -50,6 +51,10 @@ void worker_context::set_driver(caf::actor driver, std::string host,
   driver_host_ = std::move(host);
   driver_port_ = port;
   peers_[port] = std::move(driver);
+}
+
+void worker_context::set_node(node_client node) {
+  node_.emplace(std::move(node));
 }
 
 // -- ref_context --------------------------------------------------------------
@@ -289,7 +294,7 @@ void worker_context::unhold(std::vector<object_id>& held) {
 }
 
 std::vector<ref_descriptor>
-worker_context::store(const object_id& id, std::shared_ptr<const blob> value,
+worker_context::store(const object_id& id, stored_object obj,
                       std::vector<ref_base>&& refs) {
   std::vector<ref_descriptor> result;
   result.reserve(refs.size());
@@ -303,7 +308,7 @@ worker_context::store(const object_id& id, std::shared_ptr<const blob> value,
     result.push_back(std::move(d));
     inner.push_back(r.release()); // the stored copy keeps its count
   }
-  store_->put(id, stored_object{std::move(value), {}});
+  store_->put(id, std::move(obj));
   if (!inner.empty()) {
     std::lock_guard<std::mutex> guard{mtx_};
     auto& c = contained_[id];
@@ -324,21 +329,74 @@ ref_base worker_context::put(blob value, std::vector<ref_base>&& refs) {
     own_.add_ready(id, nullptr);
   }
   static_cast<void>(size);
-  store(id, std::make_shared<const blob>(std::move(value)), std::move(refs));
+  store(id, stored_object{std::make_shared<const blob>(std::move(value)), {}},
+        std::move(refs));
   return ref_base{id, shared_from_this()};
 }
 
-caf::expected<std::shared_ptr<const blob>>
-worker_context::receive_value(caf::expected<value_msg> reply,
+caf::error worker_context::put_in_node(const object_id& id,
+                                       const blob& bytes) {
+  if (!node_)
+    return make_error(actors_errc::invalid_argument, "no node store");
+  auto w = node_->create(id, bytes.size());
+  if (!w)
+    return std::move(w.error());
+  std::memcpy(w->data(), bytes.data(), bytes.size());
+  return w->seal();
+}
+
+caf::expected<node_client::writer>
+worker_context::create_in_node(const object_id& id, uint64_t size) {
+  if (!node_)
+    return make_error(actors_errc::invalid_argument, "no node store");
+  return node_->create(id, size);
+}
+
+void worker_context::free_in_node(const object_id& id) {
+  if (node_)
+    node_->free(id);
+}
+
+caf::expected<buffer> worker_context::read_node(const object_id& id) {
+  if (!node_)
+    return make_error(actors_errc::invalid_argument, "no node store");
+  return node_->get(id);
+}
+
+std::optional<caf::expected<buffer>>
+worker_context::read_local(const object_id& id) {
+  auto obj = store_->get(id);
+  if (!obj)
+    return std::nullopt;
+  if (obj->error)
+    return caf::expected<buffer>{obj->error};
+  if (obj->in_node_store)
+    return read_node(id);
+  return caf::expected<buffer>{view_of(std::move(obj->value))};
+}
+
+caf::expected<buffer>
+worker_context::receive_value(const object_id& id,
+                              caf::expected<value_msg> reply,
                               std::vector<object_id>& held) {
   if (!reply)
     return std::move(reply.error());
   if (auto err = hold(reply->contained, held))
     return err;
-  return std::make_shared<const blob>(std::move(reply->bytes));
+  if (reply->in_node_store) {
+    // The owner says: in the node store. The caller's ref (borrowed, so
+    // registered with the owner) keeps it there while we map it.
+    auto b = read_node(id);
+    if (!b)
+      return make_error(refs_errc::object_lost,
+                        to_string(id) + " is not in the node store: "
+                          + to_string(b.error()));
+    return b;
+  }
+  return view_of(std::make_shared<const blob>(std::move(reply->bytes)));
 }
 
-caf::expected<std::shared_ptr<const blob>>
+caf::expected<buffer>
 worker_context::get(const ref_base& x, caf::timespan timeout,
                     std::vector<object_id>& held) {
   if (x.context() != this)
@@ -347,12 +405,10 @@ worker_context::get(const ref_base& x, caf::timespan timeout,
                                 : "an empty ref");
   auto& id = x.id();
   if (id.owner == process_) {
-    auto obj = store_->get(id);
+    auto obj = read_local(id);
     if (!obj)
       return make_error(refs_errc::unknown_object, to_string(id));
-    if (obj->error)
-      return obj->error;
-    return obj->value; // its contained refs are held by the stored copy
+    return std::move(*obj); // its contained refs are held by the stored copy
   }
   caf::actor owner;
   uint16_t port = 0;
@@ -375,10 +431,10 @@ worker_context::get(const ref_base& x, caf::timespan timeout,
     std::lock_guard<std::mutex> guard{mtx_};
     borrows_.owner_died(id.owner, reply.error());
   }
-  return receive_value(std::move(reply), held);
+  return receive_value(id, std::move(reply), held);
 }
 
-caf::expected<std::shared_ptr<const blob>>
+caf::expected<buffer>
 worker_context::fetch_from(worker_id w, uint16_t port, const object_id& id,
                            std::vector<object_id>& held) {
   auto peer = connect(port);
@@ -394,19 +450,20 @@ worker_context::fetch_from(worker_id w, uint16_t port, const object_id& id,
     return make_error(refs_errc::object_lost,
                       "worker " + std::to_string(w) + " holding "
                         + to_string(id) + " died");
-  return receive_value(std::move(reply), held);
+  return receive_value(id, std::move(reply), held);
 }
 
 // -- server side --------------------------------------------------------------
 
 caf::expected<value_msg> worker_context::serve(const object_id& id) {
-  auto obj = store_->get(id);
+  auto obj = read_local(id);
   if (!obj)
     return make_error(store_errc::not_found, to_string(id));
-  if (obj->error)
-    return obj->error;
+  if (!*obj)
+    return std::move(obj->error());
   value_msg result;
-  result.bytes = *obj->value;
+  // A CAF message carries its own copy (also of a node-store value).
+  result.bytes.assign((*obj)->data(), (*obj)->data() + (*obj)->size());
   std::vector<object_id> inner;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -476,13 +533,15 @@ process_memory worker_context::memory(worker_id id) const {
   store_->for_each([&](const object_id& oid, const stored_object& obj) {
     memory_entry e;
     e.id = oid;
-    e.size = obj.value ? obj.value->size() : 0;
+    e.size = obj.value ? obj.value->size() : obj.node_size;
     if (auto o = own_.find(oid)) {
       e.state = "owned";
       e.local_refs = o->local_refs;
       e.borrowers = o->borrowers;
     } else {
-      e.state = obj.error ? "failed" : "stored";
+      e.state = obj.error           ? "failed"
+                : obj.in_node_store ? "in node store"
+                                    : "stored";
     }
     pm.objects.push_back(std::move(e));
   });

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_set>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -20,7 +21,9 @@
 #include "dref/refs/borrow_table.hpp"
 #include "dref/refs/ownership_table.hpp"
 #include "dref/refs/ref.hpp"
+#include "dref/store/buffer.hpp"
 #include "dref/store/local_store.hpp"
+#include "dref/store/node_client.hpp"
 
 namespace dref::internal {
 
@@ -51,6 +54,15 @@ public:
 
   /// The driver's ref server (its owner actor).
   void set_driver(caf::actor driver, std::string host, uint16_t port);
+
+  /// The node store this worker writes large results into and reads
+  /// arguments from (set once at start, before any task runs).
+  void set_node(node_client node);
+
+  /// True if this worker is connected to the node store.
+  bool has_node() const noexcept {
+    return node_.has_value();
+  }
 
   uint64_t process() const noexcept {
     return process_;
@@ -87,12 +99,33 @@ public:
   /// Drops the local refs `hold` counted.
   void unhold(std::vector<object_id>& held);
 
-  /// Stores the value of object `id`; `refs` are the refs it contains
-  /// (collected while serializing it), whose counts the stored copy takes
-  /// over. Returns their descriptors.
-  std::vector<ref_descriptor> store(const object_id& id,
-                                    std::shared_ptr<const blob> value,
+  /// Stores the value of object `id` (bytes, or a node-store slot); `refs`
+  /// are the refs it contains (collected while serializing it), whose counts
+  /// the stored copy takes over. Returns their descriptors.
+  std::vector<ref_descriptor> store(const object_id& id, stored_object obj,
                                     std::vector<ref_base>&& refs);
+
+  /// Writes `bytes` into the node store as object `id` (create, copy,
+  /// seal). Errors: the node store's (`store_full`, `transfer_failed`, ...),
+  /// or `invalid_argument` without a node store.
+  caf::error put_in_node(const object_id& id, const blob& bytes);
+
+  /// Starts writing `size` bytes of object `id` in place in the node store.
+  caf::expected<node_client::writer> create_in_node(const object_id& id,
+                                                    uint64_t size);
+
+  /// Deletes `id` from the node store (a result written there whose task
+  /// then failed).
+  void free_in_node(const object_id& id);
+
+  /// A zero-copy view of `id` in the node store. Errors: `not_found`, the
+  /// store's restore errors, `transfer_failed`, `invalid_argument` without
+  /// a node store.
+  caf::expected<buffer> read_node(const object_id& id);
+
+  /// The value of `id` in this worker's own store: its bytes (a heap copy or
+  /// a view of the node store), its error, or nothing if not held here.
+  std::optional<caf::expected<buffer>> read_local(const object_id& id);
 
   /// Stores the failure of the task that should have made `id`.
   void store_error(const object_id& id, caf::error err);
@@ -102,13 +135,13 @@ public:
 
   /// The value of `x` for task code, fetched from its owner when needed;
   /// the refs inside it are held (in `held`) until the caller unholds them.
-  caf::expected<std::shared_ptr<const blob>>
+  caf::expected<buffer>
   get(const ref_base& x, caf::timespan timeout, std::vector<object_id>& held);
 
   /// The value of `id` from the store of worker `w` at `port`, with the
   /// refs inside it held (in `held`). `w == 0`: the process at `port` is
   /// the object's owner (its death gives `owner_died`, else `object_lost`).
-  caf::expected<std::shared_ptr<const blob>>
+  caf::expected<buffer>
   fetch_from(worker_id w, uint16_t port, const object_id& id,
              std::vector<object_id>& held);
 
@@ -151,8 +184,9 @@ private:
   caf::actor peer_of(uint64_t owner) const;
   // The ref server at `port` (connects once; blocking, without mtx_).
   caf::actor connect(uint16_t port);
-  caf::expected<std::shared_ptr<const blob>>
-  receive_value(caf::expected<value_msg> reply, std::vector<object_id>& held);
+  caf::expected<buffer> receive_value(const object_id& id,
+                                      caf::expected<value_msg> reply,
+                                      std::vector<object_id>& held);
   // Registers `id` with its owner (if `todo`) and then releases the
   // sender's transit hold described in `d`, on the registrar thread.
   void register_later(ref_descriptor d, bool todo);
@@ -169,6 +203,8 @@ private:
   const uint64_t process_;
   const config cfg_;
   std::shared_ptr<local_store> store_;
+  // Set once by `set_node` before tasks run; node_client is thread-safe.
+  std::optional<node_client> node_;
   std::atomic<uint64_t> next_seq_{1};
 
   mutable std::mutex mtx_;

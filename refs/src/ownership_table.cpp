@@ -104,7 +104,8 @@ bool ownership_table::remove_borrower(const object_id& id) {
 
 bool ownership_table::set_ready(const object_id& id,
                                 std::shared_ptr<const blob> value,
-                                uint64_t size, worker_id where) {
+                                uint64_t size, worker_id where,
+                                worker_id also) {
   auto i = entries_.find(id);
   if (i == entries_.end() || i->second.state != object_state::pending)
     return false;
@@ -114,6 +115,8 @@ bool ownership_table::set_ready(const object_id& id,
   e.size = size;
   if (where != owner_location)
     e.locations.push_back(where);
+  if (also != owner_location && also != where)
+    e.locations.push_back(also);
   maybe_free(i);
   return true;
 }

@@ -744,6 +744,8 @@ node_client::writer::~writer() {
   abort();
 }
 
+node_client::writer::writer() = default;
+
 char* node_client::writer::data() const noexcept {
   return st_ ? st_->map->bytes() + internal::header_size : nullptr;
 }
@@ -804,8 +806,11 @@ node_client::create(const object_id& id, uint64_t size, copy_kind kind,
                       "cannot open " + path + ": " + std::strerror(err));
   }
   auto length = internal::header_size + size;
-  auto addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                     0);
+  // Populated at once: the store allocated the pages (fallocate, or a kept
+  // segment), and one populate is far cheaper than a fault per page while
+  // the writer fills them.
+  auto addr = ::mmap(nullptr, length, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_POPULATE, fd, 0);
   int err = errno;
   ::close(fd);
   if (addr == MAP_FAILED) {

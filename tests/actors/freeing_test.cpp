@@ -86,7 +86,7 @@ TEST_CASE("an argument lives while a task needs it even if its ref is gone") {
   });
 }
 
-TEST_CASE("large values stored in workers are freed there") {
+TEST_CASE("large values are freed in the node store and in their workers") {
   test::with_cluster([](runtime& rt) {
     std::vector<ref<int64_t>> sizes;
     for (int i = 0; i < 8; ++i)

@@ -79,6 +79,10 @@ blob bytes_of(const T& x) {
   return out;
 }
 
+byte_view view(const blob& x) {
+  return byte_view{x.data(), x.size()};
+}
+
 template <class T>
 T value_of(const blob& in) {
   T x{};
@@ -148,7 +152,7 @@ TEST_CASE("invoking a registered function on serialized arguments returns "
           "its serialized result") {
   auto x = bytes_of(40);
   auto y = bytes_of(2);
-  const blob* args[] = {&x, &y};
+  const byte_view args[] = {view(x), view(y)};
   auto res = fn("reg_test_add").invoke(args);
   REQUIRE(res);
   CHECK(value_of<int>(*res) == 42);
@@ -157,7 +161,7 @@ TEST_CASE("invoking a registered function on serialized arguments returns "
 TEST_CASE("a function taking a const string reference gets the argument's "
           "value") {
   auto name = bytes_of(std::string{"dref"});
-  const blob* args[] = {&name};
+  const byte_view args[] = {view(name)};
   auto res = fn("reg_test_greet").invoke(args);
   REQUIRE(res);
   CHECK(value_of<std::string>(*res) == "hello dref");
@@ -165,7 +169,7 @@ TEST_CASE("a function taking a const string reference gets the argument's "
 
 TEST_CASE("a function taking a vector gets all its elements") {
   auto xs = bytes_of(std::vector<int>{1, 2, 3, 4});
-  const blob* args[] = {&xs};
+  const byte_view args[] = {view(xs)};
   auto res = fn("reg_test_sum_all").invoke(args);
   REQUIRE(res);
   CHECK(value_of<size_t>(*res) == 10);
@@ -174,7 +178,7 @@ TEST_CASE("a function taking a vector gets all its elements") {
 TEST_CASE("a void function runs and returns a serialized unit") {
   reg_test_void_calls = 0;
   auto n = bytes_of(3);
-  const blob* args[] = {&n};
+  const byte_view args[] = {view(n)};
   auto res = fn("reg_test_touch").invoke(args);
   REQUIRE(res);
   CHECK(reg_test_void_calls == 3);
@@ -191,7 +195,7 @@ TEST_CASE("a noexcept function with no arguments is registered and invoked") {
 
 TEST_CASE("an exception thrown by a function propagates out of invoke") {
   auto x = bytes_of(7);
-  const blob* args[] = {&x};
+  const byte_view args[] = {view(x)};
   CHECK_THROWS_WITH_AS(fn("reg_test_throw").invoke(args), "bad input 7",
                        std::runtime_error);
 }
@@ -201,14 +205,14 @@ TEST_CASE("invoking with an argument of the wrong size fails with "
   reg_test_void_calls = 0;
   blob truncated = bytes_of(5);
   truncated.pop_back();
-  const blob* args[] = {&truncated};
+  const byte_view args[] = {view(truncated)};
   auto res = fn("reg_test_touch").invoke(args);
   REQUIRE_FALSE(res);
   CHECK(is_serialization_failed(res.error()));
   CHECK(reg_test_void_calls == 0);
   // Too long: an int64 where an int was expected.
   blob too_long = bytes_of(int64_t{5});
-  const blob* args2[] = {&too_long};
+  const byte_view args2[] = {view(too_long)};
   auto res2 = fn("reg_test_touch").invoke(args2);
   REQUIRE_FALSE(res2);
   CHECK(is_serialization_failed(res2.error()));
@@ -268,7 +272,7 @@ TEST_CASE("invoking an actor method runs it on the given instance") {
   REQUIRE(cls->methods.size() == 2);
   reg_test_counter obj;
   auto five = bytes_of(5);
-  const blob* args[] = {&five};
+  const byte_view args[] = {view(five)};
   auto r1 = cls->methods[0].invoke(&obj, args);
   REQUIRE(r1);
   CHECK(value_of<int>(*r1) == 5);

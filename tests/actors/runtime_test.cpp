@@ -216,7 +216,7 @@ TEST_CASE("wait with a timeout returns what is ready when time is up") {
   });
 }
 
-TEST_CASE("a large result stays in its worker and get fetches it") {
+TEST_CASE("a large result lives once in the node store and get reads it") {
   test::with_cluster([](runtime& rt) {
     auto big = rt.call(iota_vec, 100000); // 800 KB > inline limit
     auto v = rt.get(big, 10s);
@@ -225,6 +225,28 @@ TEST_CASE("a large result stays in its worker and get fetches it") {
     CHECK((*v)[99999] == 99999);
     auto st = rt.stats();
     REQUIRE(st);
+    CHECK(st->node_objects == 1);
+    CHECK(st->node_bytes > 800000);
+    uint64_t stored = 0;
+    for (auto& w : st->workers)
+      stored += w.bytes;
+    CHECK(stored == 0); // the producing worker keeps a slot, not the bytes
+  });
+}
+
+TEST_CASE("a large result the node store refuses stays in its worker and "
+          "get fetches it") {
+  auto cfg = test::small_cluster();
+  cfg.store_capacity = 1000; // far too small for 800 KB, and no room to spill
+  test::with_cluster(cfg, [](runtime& rt) {
+    auto big = rt.call(iota_vec, 100000);
+    auto v = rt.get(big, 10s);
+    REQUIRE(v);
+    CHECK(v->size() == 100000);
+    CHECK((*v)[99999] == 99999);
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 0);
     uint64_t stored = 0;
     for (auto& w : st->workers)
       stored += w.bytes;
@@ -232,7 +254,8 @@ TEST_CASE("a large result stays in its worker and get fetches it") {
   });
 }
 
-TEST_CASE("a large value moves from worker to worker, not through the driver") {
+TEST_CASE("a large value is read by tasks on both workers, not through the "
+          "driver") {
   test::with_cluster([](runtime& rt) {
     auto big = rt.call(tagged_iota, 100000);
     auto holder = rt.get(rt.call(holder_pid, big), 10s);

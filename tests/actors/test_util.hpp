@@ -40,9 +40,9 @@ inline std::string context_of(const caf::error& err) {
   return caf::to_string(err.context());
 }
 
-/// Waits (bounded) until the owner's table and borrow table, every worker's
-/// store, ref tables and actor table are empty, then asserts it: the no-leak check every
-/// distributed test ends with.
+/// Waits (bounded) until the owner's table and borrow table, the node
+/// store, every worker's store, ref tables and actor table are empty, then
+/// asserts it: the no-leak check every distributed test ends with.
 inline void check_no_leaks(runtime& rt) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
   runtime_stats st;
@@ -59,7 +59,8 @@ inline void check_no_leaks(runtime& rt) {
     bool empty = st.owned_objects == 0 && st.borrowed_objects == 0
                  && st.transit_holds == 0 && st.pending_registrations == 0
                  && st.pending_releases == 0 && st.in_flight_tasks == 0
-                 && st.held_tasks == 0 && st.actors == 0;
+                 && st.held_tasks == 0 && st.actors == 0
+                 && st.node_objects == 0 && st.node_bytes == 0;
     for (auto& w : st.workers)
       empty = empty && w.objects == 0 && w.bytes == 0 && w.actors == 0
               && w.refs == 0;
@@ -75,6 +76,8 @@ inline void check_no_leaks(runtime& rt) {
   CHECK(st.in_flight_tasks == 0);
   CHECK(st.held_tasks == 0);
   CHECK(st.actors == 0);
+  CHECK(st.node_objects == 0);
+  CHECK(st.node_bytes == 0);
   for (auto& w : st.workers) {
     INFO("worker " << w.id << " pid " << w.pid);
     CHECK(w.objects == 0);

@@ -183,6 +183,33 @@ TEST_CASE("losing a worker fails objects whose only copy it held") {
   CHECK(f.table.find(oid(4))->state == object_state::pending);
 }
 
+TEST_CASE("a copy in the node store keeps an object ready after its "
+          "producing worker is lost") {
+  fixture f;
+  f.table.add_pending(oid(1), nullptr);
+  CHECK(f.table.set_ready(oid(1), nullptr, 1 << 20, 1, node_location));
+  CHECK(f.table.find(oid(1))->locations
+        == std::vector<worker_id>{1, node_location});
+  auto lost = f.table.drop_location(1);
+  CHECK(lost.empty());
+  CHECK(f.table.find(oid(1))->state == object_state::ready);
+  CHECK(f.table.find(oid(1))->locations
+        == std::vector<worker_id>{node_location});
+  CHECK(f.table.remove_local_ref(oid(1)));
+  REQUIRE(f.freed.count(oid(1)) == 1);
+  CHECK(f.freed[oid(1)].locations == std::vector<worker_id>{node_location});
+}
+
+TEST_CASE("a result freed at once when it becomes ready lists both copies") {
+  fixture f;
+  f.table.add_pending(oid(1), nullptr);
+  CHECK(f.table.remove_local_ref(oid(1))); // pending: stays
+  CHECK(f.freed.empty());
+  CHECK(f.table.set_ready(oid(1), nullptr, 1 << 20, 2, node_location));
+  REQUIRE(f.freed.count(oid(1)) == 1);
+  CHECK(f.freed[oid(1)].locations == std::vector<worker_id>{2, node_location});
+}
+
 TEST_CASE("every object of a large batch is freed exactly once") {
   fixture f;
   constexpr uint64_t n = 10000;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -16,8 +17,17 @@ struct config {
   /// Worker processes to start; 0 means one per hardware core.
   size_t num_workers = 0;
   /// Results up to this many serialized bytes travel inline in replies and
-  /// live in the owner's memory; larger ones stay in the producing worker.
+  /// live in the owner's memory; larger ones live once in the node store
+  /// (shared memory every process on the node reads without copying), or in
+  /// the producing worker when the node store refuses them (full).
   size_t inline_limit = 100 * 1024;
+  /// Bytes of values the node store keeps in shared memory (`/dev/shm`);
+  /// beyond it, least recently used values are spilled to `spill_dir`.
+  uint64_t store_capacity = uint64_t{4} << 30;
+  /// Where the node store spills values; empty means a directory of this
+  /// runtime under the run directory (`<run directory>/spill-<pid>-<n>`),
+  /// made at start and removed at stop.
+  std::string spill_dir;
   /// Bound on starting all workers.
   caf::timespan start_timeout = std::chrono::seconds(30);
   /// Bound on one worker-to-worker fetch of an argument.

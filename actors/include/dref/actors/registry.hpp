@@ -20,11 +20,12 @@
 
 namespace dref {
 
-/// Calls a registered function on serialized arguments. `args[i]` is the
-/// serialized i-th argument; the result is the serialized return value.
-/// Exceptions thrown by the user's code propagate to the caller (the worker
-/// turns them into `task_failed`).
-using invoker = std::function<caf::expected<blob>(const blob* const* args)>;
+/// Calls a registered function on serialized arguments. `args[i]` views the
+/// serialized i-th argument (in a task, a store, or a mapped node-store
+/// segment: see `zero_copy_scope`); the result is the serialized return
+/// value. Exceptions thrown by the user's code propagate to the caller (the
+/// worker turns them into `task_failed`).
+using invoker = std::function<caf::expected<blob>(const byte_view* args)>;
 
 /// A function registered with DREF_REMOTE.
 struct function_entry {
@@ -39,7 +40,7 @@ struct method_entry {
   std::string name;
   std::string result_type;
   std::vector<std::string> arg_types;
-  std::function<caf::expected<blob>(void* self, const blob* const* args)>
+  std::function<caf::expected<blob>(void* self, const byte_view* args)>
     invoke;
   /// Identifies the member pointer: its type plus its bytes.
   std::string key;
@@ -52,7 +53,7 @@ struct method_entry {
 /// argument types appears anywhere in the program.
 struct constructor_entry {
   std::vector<std::string> arg_types;
-  std::function<caf::expected<std::shared_ptr<void>>(const blob* const* args)>
+  std::function<caf::expected<std::shared_ptr<void>>(const byte_view* args)>
     create;
 };
 
@@ -169,11 +170,13 @@ std::vector<std::string> type_tags() {
 
 // Deserializes every argument into `vals`; stops at the first error.
 template <class Tuple, size_t... Is>
-caf::error read_args(const blob* const* args, Tuple& vals,
+caf::error read_args(const byte_view* args, Tuple& vals,
                      std::index_sequence<Is...>) {
   caf::error err;
   static_cast<void>(args);
-  static_cast<void>(((err = from_blob(*args[Is], std::get<Is>(vals)), !err)
+  static_cast<void>(((err = from_bytes(args[Is].data, args[Is].size,
+                                       std::get<Is>(vals)),
+                      !err)
                      && ...));
   return err;
 }
@@ -186,14 +189,16 @@ caf::expected<blob> write_result(Call&& call) {
     if (auto err = to_blob(unit_t{}, out))
       return err;
   } else {
-    if (auto err = to_blob(call(), out))
+    // Large results may go straight into the node store (`write_value`).
+    auto&& value = call();
+    if (auto err = write_value(value, out))
       return err;
   }
   return out;
 }
 
 template <class R, class... As, size_t... Is>
-caf::expected<blob> invoke_fn(R (*fn)(As...), const blob* const* args,
+caf::expected<blob> invoke_fn(R (*fn)(As...), const byte_view* args,
                               std::index_sequence<Is...> is) {
   std::tuple<std::decay_t<As>...> vals;
   if (auto err = read_args(args, vals, is))
@@ -218,7 +223,7 @@ std::string method_key(M m) {
 }
 
 template <class C, class M, class R, class... As, size_t... Is>
-caf::expected<blob> invoke_method(M m, void* self, const blob* const* args,
+caf::expected<blob> invoke_method(M m, void* self, const byte_view* args,
                                   std::tuple<As...>*,
                                   std::index_sequence<Is...> is) {
   std::tuple<std::decay_t<As>...> vals;
@@ -238,7 +243,7 @@ struct function_registrar {
     e.name = name;
     e.result_type = type_tag<result_type_t<R>>();
     e.arg_types = {type_tag<std::decay_t<As>>()...};
-    e.invoke = [fn](const blob* const* args) {
+    e.invoke = [fn](const byte_view* args) {
       return invoke_fn(fn, args, std::index_sequence_for<As...>{});
     };
     registry::instance().add_function(fn_address(fn), std::move(e));
@@ -260,7 +265,7 @@ method_entry make_method(const char* name, M m) {
   e.arg_types = type_tags<args>();
   e.key = method_key(m);
   e.is_const = traits::is_const;
-  e.invoke = [m](void* self, const blob* const* xs) {
+  e.invoke = [m](void* self, const byte_view* xs) {
     return invoke_method<C, M, typename traits::result>(
       m, self, xs, static_cast<typename traits::raw_args*>(nullptr),
       std::make_index_sequence<traits::arity>{});
@@ -314,7 +319,7 @@ struct constructor_registrar {
   static bool add() {
     constructor_entry e;
     e.arg_types = {type_tag<As>()...};
-    e.create = [](const blob* const* args)
+    e.create = [](const byte_view* args)
       -> caf::expected<std::shared_ptr<void>> {
       std::tuple<As...> vals;
       if (auto err = read_args(args, vals, std::index_sequence_for<As...>{}))

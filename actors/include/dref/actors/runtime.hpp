@@ -37,8 +37,9 @@ ref_base submit(runtime_impl& rt, task_spec spec,
 ref_base failed_ref(runtime_impl& rt, caf::error err);
 ref_base put_blob(runtime_impl& rt, blob value, const void* call_site,
                   std::vector<ref_base>&& refs);
-caf::expected<std::shared_ptr<const blob>>
-get_blob(runtime_impl& rt, const ref_base& x, caf::timespan timeout);
+caf::expected<buffer> get_blob(runtime_impl& rt, const ref_base& x,
+                               caf::timespan timeout);
+std::string node_store_prefix(const runtime_impl& rt);
 std::vector<bool> wait_ids(runtime_impl& rt,
                            const std::vector<const ref_base*>& xs, size_t n,
                            caf::timespan timeout);
@@ -213,6 +214,11 @@ struct runtime_stats {
   /// Writes of durable actors' checkpoints to the store since the start
   /// (each may hold many actors' states).
   uint64_t checkpoint_writes = 0;
+  /// The node store (hosted by the driver): objects it holds (in memory or
+  /// spilled), their bytes in shared memory, and spilled objects.
+  uint64_t node_objects = 0;
+  uint64_t node_bytes = 0;
+  uint64_t node_on_disk = 0;
   std::vector<worker_stats> workers;
 };
 
@@ -317,7 +323,9 @@ public:
       return std::move(bytes.error());
     T value;
     ref_read_scope reading{x.shared_context()}; // refs inside: ours now
-    if (auto err = from_blob(**bytes, value))
+    std::vector<buffer> sources{*bytes}; // a dref::buffer inside: no copy
+    zero_copy_scope zero_copy{sources};
+    if (auto err = from_bytes(bytes->data(), bytes->size(), value))
       return err;
     return value;
   }
@@ -395,6 +403,11 @@ public:
 
   /// The driver's CAF actor system.
   caf::actor_system& system();
+
+  /// Path prefix of every file of this runtime's node store in its shm
+  /// directory (`/dev/shm/dref.<uid>.<name>.<pid>.`); empty if the store
+  /// is not open. After the runtime stops, no such file remains.
+  std::string node_store_prefix() const;
 
   /// For the runtime's own helpers.
   const std::shared_ptr<internal::runtime_impl>& impl() const {

@@ -22,7 +22,7 @@ namespace dref {
 namespace internal {
 
 caf::expected<ref_base> worker_put(blob value, std::vector<ref_base>&& refs);
-caf::expected<std::shared_ptr<const blob>>
+caf::expected<buffer>
 worker_get(const ref_base& x, caf::timespan timeout,
            std::vector<object_id>& held);
 void worker_unhold(std::vector<object_id>& held);
@@ -71,7 +71,13 @@ caf::expected<T> get(const ref<T>& x,
     return std::move(bytes.error());
   }
   T value;
-  auto err = from_blob(**bytes, value); // refs inside adopt by this worker
+  caf::error err;
+  {
+    std::vector<buffer> sources{*bytes}; // a dref::buffer inside: no copy
+    zero_copy_scope zero_copy{sources};
+    err = from_bytes(bytes->data(), bytes->size(), value); // refs inside:
+                                                           // adopted here
+  }
   internal::worker_unhold(held);
   if (err)
     return err;

@@ -16,7 +16,7 @@ namespace dref {
 
 /// Version of the messages between a driver and its workers. A worker built
 /// from another version is refused at registration.
-constexpr uint32_t cluster_protocol_version = 4;
+constexpr uint32_t cluster_protocol_version = 5;
 
 /// What a task does.
 enum class task_kind : uint8_t {
@@ -111,6 +111,9 @@ struct task_result {
     inline_value = 0, ///< `value` holds the result; the worker keeps a copy
     stored = 1,       ///< the result (of `size` bytes) stays at the worker
     failed = 2,       ///< `error` says why
+    /// The result (of `size` bytes) is sealed in the node store under `id`;
+    /// the worker keeps an entry without the bytes (holding the refs inside).
+    in_node_store = 3,
   };
   object_id id;
   uint8_t status = inline_value;
@@ -139,15 +142,19 @@ typename Inspector::result_type inspect(Inspector& f, task_result& x) {
 }
 
 /// A value as it travels to a reader: its bytes plus the refs inside them
-/// (which the sender holds while the reader may still need them).
+/// (which the sender holds while the reader may still need them). With
+/// `in_node_store`, `bytes` is empty: the value is sealed in the node store
+/// of the reader's node under the requested id, read there without copying.
 struct value_msg {
   blob bytes;
   std::vector<ref_descriptor> contained;
+  bool in_node_store = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, value_msg& x) {
-  return f(caf::meta::type_name("dref.value_msg"), x.bytes, x.contained);
+  return f(caf::meta::type_name("dref.value_msg"), x.bytes, x.contained,
+           x.in_node_store);
 }
 
 } // namespace dref

@@ -25,4 +25,9 @@ using worker_id = uint32_t;
 /// The driver's own id in location lists: the value is in the owner's memory.
 constexpr worker_id owner_location = 0;
 
+/// A reserved id in location lists: a copy sealed in the node store, which
+/// every worker on the node reads without copying and which outlives the
+/// worker that made it (the driver hosts the store).
+constexpr worker_id node_location = 0xFFFFFFFF;
+
 } // namespace dref

@@ -126,10 +126,13 @@ public:
 
   /// Marks a pending object ready. `value` is the owner's copy (may be null
   /// when the value stays at `where`); `where` is the worker that holds a
-  /// copy, or `owner_location` for none. May free the object at once when no
-  /// ref is left. Returns false if `id` is unknown or not pending.
+  /// copy, or `owner_location` for none; `also` a second copy (e.g.
+  /// `node_location`), listed after `where`. May free the object at once
+  /// when no ref is left (the free handler then sees both locations).
+  /// Returns false if `id` is unknown or not pending.
   bool set_ready(const object_id& id, std::shared_ptr<const blob> value,
-                 uint64_t size, worker_id where);
+                 uint64_t size, worker_id where,
+                 worker_id also = owner_location);
 
   /// Marks a pending or ready object failed with `err`, dropping any copy
   /// the owner holds (copies at workers stay listed so they are freed).
@@ -141,6 +144,7 @@ public:
 
   /// Forgets every copy at worker `w` (it died). Ready objects left with no
   /// copy at all fail with `refs_errc::object_lost`; their ids are returned.
+  /// A copy at `node_location` is a copy: it keeps the object ready.
   std::vector<object_id> drop_location(worker_id w);
 
   /// Returns the entry for `id`, or null when the object is not (or no

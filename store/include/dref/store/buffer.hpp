@@ -3,7 +3,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 #include "caf/expected.hpp"
 
@@ -111,5 +113,26 @@ private:
   uint32_t elem_size_ = 0;
   std::shared_ptr<const void> keep_;
 };
+
+/// A buffer owning `bytes` on the heap (moved, not copied): how task code
+/// makes a `dref::buffer` to return or pass on. A result above the
+/// runtime's `inline_limit` then lives once in the node store, and tasks
+/// that take it read it from there without copying.
+inline buffer make_buffer(std::vector<char> bytes) {
+  auto owned = std::make_shared<const std::vector<char>>(std::move(bytes));
+  return buffer{owned->data(), owned->size(), 0, owned};
+}
+
+/// A buffer owning a copy of `size` bytes at `data`.
+inline buffer make_buffer(const void* data, size_t size) {
+  auto p = static_cast<const char*>(data);
+  return make_buffer(std::vector<char>(p, p + size));
+}
+
+/// A buffer owning the bytes of `str` (moved, not copied).
+inline buffer make_buffer(std::string str) {
+  auto owned = std::make_shared<const std::string>(std::move(str));
+  return buffer{owned->data(), owned->size(), 0, owned};
+}
 
 } // namespace dref

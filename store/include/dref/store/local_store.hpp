@@ -14,10 +14,16 @@
 namespace dref {
 
 /// One slot of a store: the serialized value, or the error the task that
-/// should have made it failed with.
+/// should have made it failed with, or (`in_node_store`) a value sealed in
+/// the node store: the slot holds no bytes then, only the object's place in
+/// this process (the refs inside the value stay held while it exists).
 struct stored_object {
   std::shared_ptr<const blob> value;
   caf::error error;
+  /// The bytes live in the node store under the same id.
+  bool in_node_store = false;
+  /// Size of the value in the node store (`in_node_store` only).
+  uint64_t node_size = 0;
 };
 
 /// A worker process's in-memory store: the values of the tasks it ran,
@@ -25,7 +31,8 @@ struct stored_object {
 ///
 /// Thread safety: every member function locks `mtx_`; the executor thread
 /// writes results while the store server reads and frees them.
-/// Invariant: `bytes()` is the sum of the sizes of the stored values.
+/// Invariant: `bytes()` is the sum of the sizes of the values held here
+/// (node-store slots count 0: their bytes are the node store's).
 /// Ownership: values are shared with readers through `shared_ptr`, so a value
 /// freed while a reader still uses it lives until that reader is done.
 class local_store {

@@ -52,7 +52,7 @@ public:
   /// One thread at a time; may outlive the client.
   class writer {
   public:
-    writer() = default;
+    writer();
     writer(writer&&) noexcept;
     writer& operator=(writer&&) noexcept;
     ~writer();

@@ -1,0 +1,359 @@
+// The node store wired into the runtime (issue 4): results above the
+// inline limit live once in the driver's shared-memory store; every worker
+// (and the driver) reads them in place. Each test runs a real local cluster
+// and looks at the real mappings (/proc/self/maps) and files (/dev/shm).
+
+#include "test_util.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace dref;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int32_t mib = 1 << 20;
+
+// Deterministic bytes: value i of a buffer made with `seed`.
+char pattern(int32_t seed, size_t i) {
+  return static_cast<char>((i * 131 + static_cast<size_t>(seed) * 7) & 0xFF);
+}
+
+uint64_t checksum(const char* data, size_t size) {
+  uint64_t h = 1469598103934665603ull; // FNV-1a over every 4096th byte + size
+  for (size_t i = 0; i < size; i += 4096)
+    h = (h ^ static_cast<unsigned char>(data[i])) * 1099511628211ull;
+  return h ^ size;
+}
+
+std::vector<char> make_bytes(int32_t size, int32_t seed) {
+  std::vector<char> bytes(static_cast<size_t>(size));
+  for (size_t i = 0; i < bytes.size(); ++i)
+    bytes[i] = pattern(seed, i);
+  return bytes;
+}
+
+// Where the bytes at `p` come from in this process, read from
+// /proc/self/maps: the mapped file's device, inode and path (empty for
+// anonymous memory such as the heap).
+struct mapping_info {
+  int32_t pid = 0;
+  std::string dev;
+  uint64_t inode = 0;
+  std::string path;
+  uint64_t sum = 0;
+  uint64_t size = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, mapping_info& x) {
+  return f(caf::meta::type_name("test.mapping_info"), x.pid, x.dev, x.inode,
+           x.path, x.sum, x.size);
+}
+
+mapping_info mapping_of(const char* p, size_t size) {
+  mapping_info info;
+  info.pid = static_cast<int32_t>(getpid());
+  info.sum = checksum(p, size);
+  info.size = size;
+  std::ifstream maps{"/proc/self/maps"};
+  std::string line;
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(maps, line)) {
+    std::istringstream in{line};
+    std::string range, perms, offset, dev;
+    uint64_t inode = 0;
+    in >> range >> perms >> offset >> dev >> inode;
+    auto dash = range.find('-');
+    auto first = std::stoull(range.substr(0, dash), nullptr, 16);
+    auto last = std::stoull(range.substr(dash + 1), nullptr, 16);
+    if (addr < first || addr + size > last)
+      continue;
+    std::string path;
+    std::getline(in >> std::ws, path);
+    info.dev = dev;
+    info.inode = inode;
+    info.path = path;
+    break;
+  }
+  return info;
+}
+
+// -- tasks --------------------------------------------------------------------
+
+buffer node_make_big(int32_t size, int32_t seed) {
+  return make_buffer(make_bytes(size, seed));
+}
+
+// A large value that knows which worker made it.
+struct tagged_buffer {
+  int32_t pid = 0;
+  buffer data;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tagged_buffer& x) {
+  return f(caf::meta::type_name("test.tagged_buffer"), x.pid, x.data);
+}
+
+tagged_buffer node_make_tagged(int32_t size, int32_t seed) {
+  return tagged_buffer{static_cast<int32_t>(getpid()),
+                       make_buffer(make_bytes(size, seed))};
+}
+
+mapping_info node_where_tagged(const tagged_buffer& x) {
+  return mapping_of(x.data.data(), x.data.size());
+}
+
+mapping_info node_where(const buffer& b) {
+  return mapping_of(b.data(), b.size());
+}
+
+// An actor per worker, to read the same value in two processes.
+struct node_prober {
+  mapping_info probe(const buffer& b) {
+    return mapping_of(b.data(), b.size());
+  }
+  int32_t pid() {
+    return static_cast<int32_t>(getpid());
+  }
+};
+
+// Gets the value inside the task (a ref it was given, owned by the driver).
+mapping_info node_get_where(ref<buffer> r) {
+  auto v = dref::get(r, std::chrono::seconds{10});
+  if (!v)
+    throw std::runtime_error("get failed: " + caf::to_string(v.error()));
+  return mapping_of(v->data(), v->size());
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+uint64_t inode_of(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// Files in the directory of `prefix` whose names start with its last part.
+std::vector<std::string> files_with_prefix(const std::string& prefix) {
+  std::vector<std::string> result;
+  auto slash = prefix.rfind('/');
+  auto dir = prefix.substr(0, slash);
+  auto start = prefix.substr(slash + 1);
+  if (auto d = ::opendir(dir.c_str())) {
+    while (auto ent = ::readdir(d)) {
+      std::string name = ent->d_name;
+      if (name.compare(0, start.size(), start) == 0)
+        result.push_back(dir + "/" + name);
+    }
+    ::closedir(d);
+  }
+  return result;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return !prefix.empty() && s.compare(0, prefix.size(), prefix) == 0;
+}
+
+} // namespace
+
+DREF_REMOTE(node_make_big);
+DREF_REMOTE(node_make_tagged);
+DREF_REMOTE(node_where_tagged);
+DREF_REMOTE(node_where);
+DREF_REMOTE(node_get_where);
+DREF_ACTOR(node_prober, &node_prober::probe, &node_prober::pid);
+
+TEST_CASE("two workers read the same large value from one shared-memory "
+          "segment without copying it") {
+  // A task makes 8 MiB (above the 100 KiB inline limit), sealed once in the
+  // driver's node store; an actor on each worker takes it as a `buffer`
+  // parameter and reports the file behind the buffer's bytes.
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    REQUIRE_FALSE(prefix.empty());
+    auto big = rt.call(node_make_big, 8 * mib, 1);
+    auto a = rt.spawn<node_prober>();
+    auto b = rt.spawn<node_prober>();
+    auto pa = rt.get(a.call(&node_prober::pid), 10s);
+    auto pb = rt.get(b.call(&node_prober::pid), 10s);
+    REQUIRE(pa);
+    REQUIRE(pb);
+    REQUIRE(*pa != *pb); // two worker processes
+    auto ma = rt.get(a.call(&node_prober::probe, big), 10s);
+    auto mb = rt.get(b.call(&node_prober::probe, big), 10s);
+    REQUIRE(ma);
+    REQUIRE(mb);
+    auto expected = make_bytes(8 * mib, 1);
+    for (auto* m : {&*ma, &*mb}) {
+      INFO("reader pid " << m->pid << " maps " << m->path);
+      CHECK(m->size == uint64_t{8} * mib);
+      CHECK(m->sum == checksum(expected.data(), expected.size()));
+      // The buffer's bytes lie in a mapping of one of the store's segment
+      // files: the reader made no copy.
+      CHECK(starts_with(m->path, prefix));
+      CHECK(m->inode != 0);
+      CHECK(m->inode == inode_of(m->path));
+    }
+    CHECK(ma->pid == *pa);
+    CHECK(mb->pid == *pb);
+    // The same file in both processes.
+    CHECK(ma->dev == mb->dev);
+    CHECK(ma->inode == mb->inode);
+    CHECK(ma->path == mb->path);
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 1);
+    CHECK(st->node_bytes > uint64_t{8} * mib);
+    for (auto& w : st->workers)
+      CHECK(w.bytes < 1000); // small results only: no copy of the 8 MiB
+  });
+}
+
+TEST_CASE("the driver's get of a large value reads the node store in place") {
+  test::with_cluster([](runtime& rt) {
+    auto big = rt.call(node_make_big, 2 * mib, 2);
+    auto v = rt.get(big, 10s);
+    REQUIRE(v);
+    REQUIRE(v->size() == size_t{2} * mib);
+    auto expected = make_bytes(2 * mib, 2);
+    CHECK(std::memcmp(v->data(), expected.data(), expected.size()) == 0);
+    auto m = mapping_of(v->data(), v->size());
+    CHECK(starts_with(m.path, rt.node_store_prefix()));
+  });
+}
+
+TEST_CASE("a task's get of a large value it holds a ref to maps the node "
+          "store") {
+  // The task gets a ref (not the value) and calls dref::get: the driver,
+  // owner of the value, answers "in the node store" and the worker maps it.
+  test::with_cluster([](runtime& rt) {
+    auto big = rt.call(node_make_big, 4 * mib, 6);
+    auto m = rt.get(rt.call(node_get_where, big), 10s);
+    REQUIRE(m);
+    auto expected = make_bytes(4 * mib, 6);
+    CHECK(m->sum == checksum(expected.data(), expected.size()));
+    CHECK(m->pid != getpid());
+    INFO("mapped from " << m->path);
+    CHECK(starts_with(m->path, rt.node_store_prefix()));
+  });
+}
+
+TEST_CASE("a large value survives the SIGKILL of the worker that made it") {
+  // The producing worker dies after its result was sealed: the bytes are in
+  // the node store (hosted by the driver), so the value stays ready and is
+  // read afterwards by the driver and by a task on another worker.
+  test::with_cluster([](runtime& rt) {
+    auto big = rt.call(node_make_tagged, 4 * mib, 3);
+    auto v = rt.get(big, 10s);
+    REQUIRE(v);
+    auto producer = v->pid;
+    auto expected = make_bytes(4 * mib, 3);
+    auto sum = checksum(expected.data(), expected.size());
+    v = caf::expected<tagged_buffer>{tagged_buffer{}}; // drop the view
+    REQUIRE(::kill(producer, SIGKILL) == 0);
+    // Wait (bounded) until the runtime saw the death.
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    auto listed = [&] {
+      for (auto& w : rt.workers())
+        if (w.pid == producer)
+          return true;
+      return false;
+    };
+    while (listed() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    REQUIRE_FALSE(listed());
+    auto again = rt.get(big, 10s);
+    REQUIRE(again);
+    CHECK(again->pid == producer);
+    CHECK(checksum(again->data.data(), again->data.size()) == sum);
+    auto m = rt.get(rt.call(node_where_tagged, big), 10s);
+    REQUIRE(m);
+    CHECK(m->pid != producer);
+    CHECK(m->sum == sum);
+    CHECK(starts_with(m->path, rt.node_store_prefix()));
+  });
+}
+
+TEST_CASE("freeing a large value deletes its segment, and stopping the "
+          "runtime leaves no file of its store") {
+  std::string prefix;
+  test::with_cluster([&](runtime& rt) {
+    prefix = rt.node_store_prefix();
+    REQUIRE_FALSE(prefix.empty());
+    std::string path;
+    {
+      auto big = rt.call(node_make_big, 4 * mib, 4);
+      auto m = rt.get(rt.call(node_where, big), 10s);
+      REQUIRE(m);
+      path = m->path;
+      REQUIRE(starts_with(path, prefix));
+      CHECK(exists(path));
+      auto st = rt.stats();
+      REQUIRE(st);
+      CHECK(st->node_objects == 1);
+    } // the last ref goes: the owner frees the object everywhere
+    test::check_no_leaks(rt); // waits for the node store to be empty
+    CHECK_FALSE(exists(path));
+  });
+  CHECK(files_with_prefix(prefix).empty());
+}
+
+TEST_CASE("a small buffer made in a task travels inline and reads back") {
+  test::with_cluster([](runtime& rt) {
+    auto small = rt.call(node_make_big, 1000, 5);
+    auto v = rt.get(small, 10s);
+    REQUIRE(v);
+    auto expected = make_bytes(1000, 5);
+    REQUIRE(v->size() == expected.size());
+    CHECK(std::memcmp(v->data(), expected.data(), expected.size()) == 0);
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 0); // at or below the inline limit
+  });
+}
+
+TEST_CASE("values beyond the node store's capacity spill to disk and read "
+          "back") {
+  // 10 MiB of shared memory, three values of 4 MiB: making the third spills
+  // the least recently used one to the runtime's spill directory; reading
+  // it restores it.
+  auto cfg = test::small_cluster();
+  cfg.store_capacity = 10 * uint64_t{mib};
+  test::with_cluster(cfg, [](runtime& rt) {
+    std::vector<ref<buffer>> values;
+    for (int32_t i = 0; i < 3; ++i) {
+      values.push_back(rt.call(node_make_big, 4 * mib, 10 + i));
+      REQUIRE(rt.wait(values, values.size(), 10s).not_ready.empty());
+    }
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 3);
+    CHECK(st->node_on_disk >= 1);
+    CHECK(st->node_bytes <= 10 * uint64_t{mib});
+    for (int32_t i = 0; i < 3; ++i) {
+      auto m = rt.get(rt.call(node_where, values[static_cast<size_t>(i)]),
+                      10s);
+      REQUIRE(m);
+      auto expected = make_bytes(4 * mib, 10 + i);
+      CHECK(m->sum == checksum(expected.data(), expected.size()));
+      CHECK(starts_with(m->path, rt.node_store_prefix()));
+    }
+  });
+}
