@@ -352,11 +352,7 @@ void runtime_impl::stop() {
     by_addr_.clear();
     owner_ = nullptr;
   }
-  {
-    // Transit holds end with the runtime.
-    std::lock_guard<std::mutex> guard{transit_mtx_};
-    transit_.clear();
-  }
+  transit_.clear(); // transit holds end with the runtime
   if (sys_)
     unregister_system_context(sys_.get());
   sys_.reset();
@@ -475,16 +471,11 @@ bool runtime_impl::revive_borrow(const object_id& id) {
 }
 
 void runtime_impl::hold_for_transit(const ref_base& x, ref_descriptor& out) {
-  expire_holds();
-  ref_base copy{x};
-  auto deadline = clock_type::now()
-                  + std::chrono::duration_cast<clock_type::duration>(
-                    cfg_.transit_timeout);
-  {
-    std::lock_guard<std::mutex> guard{transit_mtx_};
-    out.hold = next_hold_++;
-    transit_.emplace(out.hold, std::make_pair(std::move(copy), deadline));
-  }
+  transit_.expire();
+  out.hold = transit_.hold(
+    x, clock_type::now()
+         + std::chrono::duration_cast<clock_type::duration>(
+           cfg_.transit_timeout));
   out.holder_host = "127.0.0.1";
   out.holder_port = port_;
   if (owner_)
@@ -494,32 +485,11 @@ void runtime_impl::hold_for_transit(const ref_base& x, ref_descriptor& out) {
 }
 
 void runtime_impl::release_holds(const std::vector<uint64_t>& tokens) {
-  std::vector<ref_base> dropped;
-  {
-    std::lock_guard<std::mutex> guard{transit_mtx_};
-    for (auto token : tokens)
-      if (auto i = transit_.find(token); i != transit_.end()) {
-        dropped.push_back(std::move(i->second.first));
-        transit_.erase(i);
-      }
-  }
-  dropped.clear(); // counts down outside transit_mtx_
+  transit_.release(tokens);
 }
 
 void runtime_impl::expire_holds() {
-  std::vector<ref_base> dropped;
-  {
-    std::lock_guard<std::mutex> guard{transit_mtx_};
-    auto now = clock_type::now();
-    for (auto i = transit_.begin(); i != transit_.end();) {
-      if (i->second.second <= now) {
-        dropped.push_back(std::move(i->second.first));
-        i = transit_.erase(i);
-      } else {
-        ++i;
-      }
-    }
-  }
+  transit_.expire();
 }
 
 void runtime_impl::drop_borrow(const object_id& id) {
@@ -1650,10 +1620,7 @@ caf::expected<runtime_stats> runtime_impl::stats(caf::timespan timeout) {
     return runtime_down_error();
   runtime_stats result;
   expire_holds();
-  {
-    std::lock_guard<std::mutex> guard{transit_mtx_};
-    result.transit_holds = transit_.size();
-  }
+  result.transit_holds = transit_.size();
   std::vector<worker_conn> conns;
   {
     std::lock_guard<std::mutex> guard{mtx_};

@@ -24,6 +24,7 @@
 #include "dref/persist/checkpoint_store.hpp"
 #include "dref/refs/borrow_table.hpp"
 #include "dref/refs/ownership_table.hpp"
+#include "dref/refs/transit_holds.hpp"
 #include "dref/store/buffer.hpp"
 #include "dref/store/node_store.hpp"
 #include "dref/store/transfer_server.hpp"
@@ -280,14 +281,9 @@ private:
   bool free_flush_pending_ = false;                      // guarded by mtx_
   size_t queued_frees_ = 0;                              // guarded by mtx_
   std::mutex flush_mtx_;
-  // Transit holds of refs this process sent in plain CAF messages: token ->
-  // (the held ref, when it expires). Its own mutex: the ref's count is
-  // updated under `mtx_`.
-  std::mutex transit_mtx_;
-  std::unordered_map<uint64_t,
-                     std::pair<ref_base, std::chrono::steady_clock::time_point>>
-    transit_;                                            // guarded by transit_mtx_
-  uint64_t next_hold_ = 1;                               // guarded by transit_mtx_
+  // Refs this process sent in plain CAF messages, kept until their
+  // receivers registered (thread-safe on its own).
+  transit_holds transit_;
   // Drops expired transit holds (any thread, without mtx_).
   void expire_holds();
 

@@ -189,44 +189,22 @@ caf::error worker_context::register_now(uint64_t owner, uint16_t port,
 }
 
 void worker_context::hold_for_transit(const ref_base& x, ref_descriptor& out) {
-  expire_holds();
-  ref_base copy{x};
-  auto deadline = std::chrono::steady_clock::now()
-                  + std::chrono::duration_cast<
-                    std::chrono::steady_clock::duration>(cfg_.transit_timeout);
-  {
-    std::lock_guard<std::mutex> guard{transit_mtx_};
-    out.hold = next_hold_++;
-    transit_.emplace(out.hold, std::make_pair(std::move(copy), deadline));
-  }
+  transit_.expire();
+  out.hold = transit_.hold(
+    x, std::chrono::steady_clock::now()
+         + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+           cfg_.transit_timeout));
   std::lock_guard<std::mutex> guard{mtx_};
   out.holder_host = "127.0.0.1";
   out.holder_port = port_;
 }
 
 void worker_context::release_holds(const std::vector<uint64_t>& tokens) {
-  std::vector<ref_base> dropped;
-  std::lock_guard<std::mutex> guard{transit_mtx_};
-  for (auto token : tokens)
-    if (auto i = transit_.find(token); i != transit_.end()) {
-      dropped.push_back(std::move(i->second.first));
-      transit_.erase(i);
-    }
-  // `dropped` counts down after the lock is released (declared first).
+  transit_.release(tokens);
 }
 
 void worker_context::expire_holds() {
-  std::vector<ref_base> dropped;
-  std::lock_guard<std::mutex> guard{transit_mtx_};
-  auto now = std::chrono::steady_clock::now();
-  for (auto i = transit_.begin(); i != transit_.end();) {
-    if (i->second.second <= now) {
-      dropped.push_back(std::move(i->second.first));
-      i = transit_.erase(i);
-    } else {
-      ++i;
-    }
-  }
+  transit_.expire();
 }
 
 void worker_context::stop() {
@@ -237,10 +215,6 @@ void worker_context::stop() {
   reg_cv_.notify_all();
   if (registrar_.joinable())
     registrar_.join();
-  std::vector<ref_base> dropped;
-  std::lock_guard<std::mutex> guard{transit_mtx_};
-  for (auto& [token, held] : transit_)
-    dropped.push_back(std::move(held.first));
   transit_.clear();
 }
 
@@ -557,11 +531,7 @@ process_memory worker_context::memory(worker_id id) const {
 
 size_t worker_context::refs() {
   expire_holds();
-  size_t holds = 0;
-  {
-    std::lock_guard<std::mutex> guard{transit_mtx_};
-    holds = transit_.size();
-  }
+  auto holds = transit_.size();
   std::lock_guard<std::mutex> guard{mtx_};
   return own_.size() + borrows_.size() + holds;
 }

@@ -21,6 +21,7 @@
 #include "dref/refs/borrow_table.hpp"
 #include "dref/refs/ownership_table.hpp"
 #include "dref/refs/ref.hpp"
+#include "dref/refs/transit_holds.hpp"
 #include "dref/store/buffer.hpp"
 #include "dref/store/local_store.hpp"
 #include "dref/store/node_client.hpp"
@@ -219,12 +220,8 @@ private:
   std::unordered_map<object_id, std::vector<object_id>> contained_; // mtx_
   std::unordered_map<uint16_t, caf::actor> peers_;      // guarded by mtx_
   std::unordered_map<caf::actor_addr, uint64_t> borrower_addrs_; // mtx_
-  // Transit holds (see runtime_impl): token -> (ref, expiry).
-  std::mutex transit_mtx_;
-  std::unordered_map<uint64_t,
-                     std::pair<ref_base, std::chrono::steady_clock::time_point>>
-    transit_;                                   // guarded by transit_mtx_
-  uint64_t next_hold_ = 1;                      // guarded by transit_mtx_
+  // Refs this worker sent in plain CAF messages (see runtime_impl).
+  transit_holds transit_;
   std::atomic<bool> stopped_{false};
   // Borrows dropped while their registration was under way: released once
   // the owner answered (a release must never overtake its registration).
