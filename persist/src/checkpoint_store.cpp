@@ -11,6 +11,8 @@ std::string to_string(column_family cf) {
       return "actor_meta";
     case column_family::actor_state_alt:
       return "actor_state_alt";
+    case column_family::ref_values:
+      return "ref_values";
   }
   return "column_family(" + std::to_string(static_cast<int>(cf)) + ")";
 }

@@ -50,13 +50,15 @@ private:
 // the number of sequence numbers, then each (caller, sequence number) in
 // ascending byte order of the caller id. Version 2: the same with
 // format_version 2, then the number of replies and each (caller, reply) in
-// ascending byte order of the caller id. `Seqs` / `Replies` are any maps
-// from string to uint64 / bytes; entries are sorted here because Protobuf
-// maps are not.
-template <class Seqs, class Replies>
+// ascending byte order of the caller id. Version 3: the version-2 form with
+// format_version 3, then the number of refs and each ref key in stored
+// order. `Seqs` / `Replies` are any maps from string to uint64 / bytes;
+// entries are sorted here because Protobuf maps are not. `Refs` is any
+// sequence of byte strings.
+template <class Seqs, class Replies, class Refs>
 uint32_t checksum_of(uint32_t format, std::string_view actor, uint64_t version,
                      std::string_view state, const Seqs& seqs,
-                     const Replies& replies) {
+                     const Replies& replies, const Refs& refs) {
   std::vector<std::pair<std::string_view, uint64_t>> sorted;
   sorted.reserve(seqs.size());
   for (auto& [caller, seq] : seqs)
@@ -84,12 +86,28 @@ uint32_t checksum_of(uint32_t format, std::string_view actor, uint64_t version,
       crc.add_bytes(reply);
     }
   }
+  if (format >= 3) {
+    crc.add_u64(static_cast<uint64_t>(refs.size()));
+    for (auto& key : refs)
+      crc.add_bytes(key);
+  }
   return crc.result();
 }
 
 // The version `encode` writes for `x`.
 uint32_t format_for(const checkpoint& x) {
-  return x.replies.empty() ? 1 : 2;
+  return !x.refs.empty() ? 3 : x.replies.empty() ? 1 : 2;
+}
+
+// The canonical form of a ref_value_record (version 1): format_version,
+// key, value.
+uint32_t value_checksum(uint32_t format, std::string_view key,
+                        std::string_view value) {
+  crc_builder crc;
+  crc.add_u32(format);
+  crc.add_bytes(key);
+  crc.add_bytes(value);
+  return crc.result();
 }
 
 // Whether `x` is well-formed UTF-8 (what proto3 demands of string fields;
@@ -128,7 +146,7 @@ caf::error corrupt(const std::string& actor, const std::string& what) {
 
 uint32_t record_codec::checksum(const checkpoint& x) {
   return checksum_of(format_for(x), x.actor, x.version, x.state,
-                     x.sequence_numbers, x.replies);
+                     x.sequence_numbers, x.replies, x.refs);
 }
 
 std::string record_codec::encode(const checkpoint& x) {
@@ -147,6 +165,8 @@ std::string record_codec::encode(const checkpoint& x) {
     assert(valid_utf8(caller));
     replies[caller] = reply;
   }
+  for (auto& key : x.refs)
+    rec.add_refs(key);
   rec.set_crc32c(checksum(x));
   return rec.SerializeAsString();
 }
@@ -167,8 +187,12 @@ caf::expected<checkpoint> record_codec::decode(const std::string& actor,
                         + std::to_string(format_version));
   if (rec.format_version() == 1 && !rec.replies().empty())
     return corrupt(actor, "a version-1 record with replies");
+  if (rec.format_version() < 3 && rec.refs_size() > 0)
+    return corrupt(actor, "a version-" + std::to_string(rec.format_version())
+                            + " record with refs");
   auto crc = checksum_of(rec.format_version(), rec.actor(), rec.version(),
-                         rec.state(), rec.sequence_numbers(), rec.replies());
+                         rec.state(), rec.sequence_numbers(), rec.replies(),
+                         rec.refs());
   if (crc != rec.crc32c())
     return corrupt(actor, "CRC-32C mismatch (stored "
                             + std::to_string(rec.crc32c()) + ", computed "
@@ -183,7 +207,45 @@ caf::expected<checkpoint> record_codec::decode(const std::string& actor,
     result.sequence_numbers.emplace(caller, seq);
   for (auto& [caller, reply] : rec.replies())
     result.replies.emplace(caller, reply);
+  result.refs.assign(rec.refs().begin(), rec.refs().end());
   return result;
+}
+
+std::string record_codec::encode_value(const std::string& key,
+                                       std::string_view value) {
+  persist::v1::ref_value_record rec;
+  rec.set_format_version(value_format_version);
+  rec.set_key(key);
+  rec.set_value(value.data(), value.size());
+  rec.set_crc32c(value_checksum(value_format_version, key, value));
+  return rec.SerializeAsString();
+}
+
+caf::expected<std::string>
+record_codec::decode_value(const std::string& key, std::string_view bytes) {
+  auto bad = [&key](const std::string& what) {
+    return make_error(persist_errc::checkpoint_corrupt,
+                      "kept value '" + key + "': " + what);
+  };
+  persist::v1::ref_value_record rec;
+  if (bytes.size() > static_cast<size_t>(INT32_MAX)
+      || !rec.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return bad("the record does not parse");
+  if (rec.format_version() == 0)
+    return bad("the record has no format version");
+  if (rec.format_version() > value_format_version)
+    return make_error(persist_errc::incompatible_state,
+                      "kept value '" + key + "': format version "
+                        + std::to_string(rec.format_version())
+                        + ", this build reads version "
+                        + std::to_string(value_format_version));
+  auto crc = value_checksum(rec.format_version(), rec.key(), rec.value());
+  if (crc != rec.crc32c())
+    return bad("CRC-32C mismatch (stored " + std::to_string(rec.crc32c())
+               + ", computed " + std::to_string(crc) + ")");
+  if (rec.key() != key)
+    return bad("the record belongs to key '" + rec.key() + "'");
+  return std::move(*rec.mutable_value());
 }
 
 void put_checkpoint(write_batch& batch, const checkpoint& x) {

@@ -169,7 +169,8 @@ TEST_CASE("opening creates missing directories and one column family per "
   std::sort(families.begin(), families.end());
   CHECK(families
         == std::vector<std::string>{"actor_meta", "actor_state",
-                                    "actor_state_alt", "default"});
+                                    "actor_state_alt", "default",
+                                    "ref_values"});
 }
 
 TEST_CASE("a database from a build before actor_state_alt opens and gains "
@@ -199,6 +200,7 @@ TEST_CASE("a database from a build before actor_state_alt opens and gains "
   REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, path, &families)
             .ok());
   CHECK(std::count(families.begin(), families.end(), "actor_state_alt") == 1);
+  CHECK(std::count(families.begin(), families.end(), "ref_values") == 1);
 }
 
 TEST_CASE("a database with a column family from a newer build still opens") {
@@ -216,7 +218,7 @@ TEST_CASE("a database with a column family from a newer build still opens") {
     rocksdb::DB* raw = nullptr;
     std::vector<rocksdb::ColumnFamilyDescriptor> ds{
       {rocksdb::kDefaultColumnFamilyName, {}}, {"actor_state", {}},
-      {"actor_meta", {}}, {"actor_state_alt", {}}};
+      {"actor_meta", {}}, {"actor_state_alt", {}}, {"ref_values", {}}};
     std::vector<rocksdb::ColumnFamilyHandle*> hs;
     REQUIRE(rocksdb::DB::Open(o, path, ds, &hs, &raw).ok());
     rocksdb::ColumnFamilyHandle* extra = nullptr;

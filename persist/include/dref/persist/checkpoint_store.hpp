@@ -35,16 +35,21 @@ enum class column_family : uint8_t {
   /// the previous checkpoint survives while the next one is written and is
   /// there to fall back on when the newest is found corrupt.
   actor_state_alt = 2,
+  /// Key: formed by the durable-actor layer (the object's id and the
+  /// actor's name). Value: an encoded `ref_value_record` (record_codec.hpp):
+  /// a value a checkpoint refers to through a ref (`checkpoint::refs`).
+  ref_values = 3,
 };
 
 /// Number of `column_family` values; they run from 0 to this minus one.
-constexpr size_t column_family_count = 3;
+constexpr size_t column_family_count = 4;
 
 /// All column families, in value order.
 constexpr column_family all_column_families[column_family_count] = {
   column_family::actor_state,
   column_family::actor_meta,
   column_family::actor_state_alt,
+  column_family::ref_values,
 };
 
 /// The frozen on-disk name of `cf` ("actor_state", "actor_meta").

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "caf/expected.hpp"
 
@@ -28,11 +29,14 @@ struct checkpoint {
   /// Per caller id (UTF-8): the serialized reply of the call numbered
   /// `sequence_numbers[caller]` (format version 2).
   std::map<std::string, std::string> replies;
+  /// The keys in `ref_values` of the values this state refers to through
+  /// refs (format version 3); the durable-actor layer forms and reads them.
+  std::vector<std::string> refs;
 
   friend bool operator==(const checkpoint& x, const checkpoint& y) {
     return x.actor == y.actor && x.version == y.version && x.state == y.state
            && x.sequence_numbers == y.sequence_numbers
-           && x.replies == y.replies;
+           && x.replies == y.replies && x.refs == y.refs;
   }
 
   friend bool operator!=(const checkpoint& x, const checkpoint& y) {
@@ -49,8 +53,12 @@ class record_codec {
 public:
   /// The newest format version this build writes and reads. It reads every
   /// version from 1 on, and writes the oldest one that holds the record:
-  /// 1 when `replies` is empty, else 2.
-  static constexpr uint32_t format_version = 2;
+  /// 3 when `refs` is not empty, else 2 when `replies` is not empty, else 1.
+  static constexpr uint32_t format_version = 3;
+
+  /// The format version of the `ref_value_record`s this build writes (and
+  /// the newest it reads).
+  static constexpr uint32_t value_format_version = 1;
 
   /// The record bytes for `x`, with its format version and checksum.
   /// @pre every caller id in `x.sequence_numbers` is valid UTF-8.
@@ -68,6 +76,18 @@ public:
   /// writes for it (the `crc32c` field of its record;
   /// docs/checkpoint_format.md defines the forms).
   static uint32_t checksum(const checkpoint& x);
+
+  /// The bytes of a `dref.persist.v1.ref_value_record` holding `value`
+  /// under `key` (in `ref_values`), with its format version and checksum.
+  static std::string encode_value(const std::string& key,
+                                  std::string_view value);
+
+  /// The value in `bytes`, a `ref_value_record` stored under `key`.
+  /// Errors, each naming the key: `checkpoint_corrupt` (does not parse, no
+  /// format version, CRC mismatch, another key), `incompatible_state` (an
+  /// unknown format version).
+  static caf::expected<std::string> decode_value(const std::string& key,
+                                                 std::string_view bytes);
 };
 
 /// Adds to `batch` a put of `x`'s record under `x.actor` in `actor_state`.
