@@ -100,13 +100,17 @@ uint32_t format_for(const checkpoint& x) {
 }
 
 // The canonical form of a ref_value_record (version 1): format_version,
-// key, value.
+// key, value, the number of refs and each ref in stored order.
+template <class Refs>
 uint32_t value_checksum(uint32_t format, std::string_view key,
-                        std::string_view value) {
+                        std::string_view value, const Refs& refs) {
   crc_builder crc;
   crc.add_u32(format);
   crc.add_bytes(key);
   crc.add_bytes(value);
+  crc.add_u64(static_cast<uint64_t>(refs.size()));
+  for (auto& r : refs)
+    crc.add_bytes(r);
   return crc.result();
 }
 
@@ -212,16 +216,18 @@ caf::expected<checkpoint> record_codec::decode(const std::string& actor,
 }
 
 std::string record_codec::encode_value(const std::string& key,
-                                       std::string_view value) {
+                                       const kept_value& x) {
   persist::v1::ref_value_record rec;
   rec.set_format_version(value_format_version);
   rec.set_key(key);
-  rec.set_value(value.data(), value.size());
-  rec.set_crc32c(value_checksum(value_format_version, key, value));
+  rec.set_value(x.value);
+  for (auto& r : x.refs)
+    rec.add_refs(r);
+  rec.set_crc32c(value_checksum(value_format_version, key, x.value, x.refs));
   return rec.SerializeAsString();
 }
 
-caf::expected<std::string>
+caf::expected<kept_value>
 record_codec::decode_value(const std::string& key, std::string_view bytes) {
   auto bad = [&key](const std::string& what) {
     return make_error(persist_errc::checkpoint_corrupt,
@@ -239,13 +245,17 @@ record_codec::decode_value(const std::string& key, std::string_view bytes) {
                         + std::to_string(rec.format_version())
                         + ", this build reads version "
                         + std::to_string(value_format_version));
-  auto crc = value_checksum(rec.format_version(), rec.key(), rec.value());
+  auto crc = value_checksum(rec.format_version(), rec.key(), rec.value(),
+                            rec.refs());
   if (crc != rec.crc32c())
     return bad("CRC-32C mismatch (stored " + std::to_string(rec.crc32c())
                + ", computed " + std::to_string(crc) + ")");
   if (rec.key() != key)
     return bad("the record belongs to key '" + rec.key() + "'");
-  return std::move(*rec.mutable_value());
+  kept_value result;
+  result.value = std::move(*rec.mutable_value());
+  result.refs.assign(rec.refs().begin(), rec.refs().end());
+  return result;
 }
 
 void put_checkpoint(write_batch& batch, const checkpoint& x) {

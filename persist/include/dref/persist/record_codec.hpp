@@ -44,6 +44,20 @@ struct checkpoint {
   }
 };
 
+/// A value a checkpoint refers to (a `ref_value_record` on disk, without
+/// its key): the serialized value and the names of the values it refers to
+/// in turn.
+///
+/// A plain value: owned by whoever holds it, not thread-safe.
+struct kept_value {
+  std::string value;
+  std::vector<std::string> refs;
+
+  friend bool operator==(const kept_value& x, const kept_value& y) {
+    return x.value == y.value && x.refs == y.refs;
+  }
+};
+
 /// Turns a `checkpoint` into the bytes of a `dref.persist.v1.checkpoint_record`
 /// and back, checking the record's format version and CRC-32C on the way
 /// in. The format is frozen: docs/checkpoint_format.md.
@@ -77,17 +91,16 @@ public:
   /// docs/checkpoint_format.md defines the forms).
   static uint32_t checksum(const checkpoint& x);
 
-  /// The bytes of a `dref.persist.v1.ref_value_record` holding `value`
-  /// under `key` (in `ref_values`), with its format version and checksum.
-  static std::string encode_value(const std::string& key,
-                                  std::string_view value);
+  /// The bytes of a `dref.persist.v1.ref_value_record` holding `x` under
+  /// `key` (in `ref_values`), with its format version and checksum.
+  static std::string encode_value(const std::string& key, const kept_value& x);
 
-  /// The value in `bytes`, a `ref_value_record` stored under `key`.
+  /// The kept value in `bytes`, a `ref_value_record` stored under `key`.
   /// Errors, each naming the key: `checkpoint_corrupt` (does not parse, no
   /// format version, CRC mismatch, another key), `incompatible_state` (an
   /// unknown format version).
-  static caf::expected<std::string> decode_value(const std::string& key,
-                                                 std::string_view bytes);
+  static caf::expected<kept_value> decode_value(const std::string& key,
+                                                std::string_view bytes);
 };
 
 /// Adds to `batch` a put of `x`'s record under `x.actor` in `actor_state`.
