@@ -19,4 +19,31 @@ std::string to_string(const object_id& x) {
   return buf;
 }
 
+std::optional<object_id> object_id_from_string(std::string_view text) {
+  if (text.size() < 18 || text.size() > 37 || text[16] != ':')
+    return std::nullopt;
+  object_id result;
+  for (size_t i = 0; i < 16; ++i) {
+    auto c = text[i];
+    uint64_t d = c >= '0' && c <= '9'   ? uint64_t(c - '0')
+                 : c >= 'a' && c <= 'f' ? uint64_t(c - 'a' + 10)
+                                        : 16;
+    if (d == 16)
+      return std::nullopt;
+    result.owner = result.owner << 4 | d;
+  }
+  auto seq = text.substr(17);
+  if (seq.size() > 1 && seq[0] == '0')
+    return std::nullopt;
+  for (auto c : seq) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    auto d = static_cast<uint64_t>(c - '0');
+    if (result.seq > (UINT64_MAX - d) / 10)
+      return std::nullopt; // overflow
+    result.seq = result.seq * 10 + d;
+  }
+  return result;
+}
+
 } // namespace dref

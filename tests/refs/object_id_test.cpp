@@ -61,6 +61,22 @@ TEST_CASE("an object id renders as its owner in 16 hex digits, a colon and "
         == "ffffffffffffffff:18446744073709551615");
 }
 
+TEST_CASE("an object id parses back from its rendering and nothing else "
+          "parses") {
+  for (auto id : {object_id{1, 1}, object_id{0xfedcba9876543210ull, 42},
+                  object_id{UINT64_MAX, UINT64_MAX}, object_id{}}) {
+    auto back = object_id_from_string(to_string(id));
+    REQUIRE(back);
+    CHECK(*back == id);
+  }
+  for (auto bad : {"", "00000000000000aa", "00000000000000aa:",
+                   "00000000000000AA:1", "0000000000000aa:1",
+                   "00000000000000aa:01", "00000000000000aa:-1",
+                   "00000000000000aa:1x", "00000000000000aa;1",
+                   "00000000000000aa:18446744073709551616"})
+    CHECK_MESSAGE(!object_id_from_string(bad), bad);
+}
+
 TEST_CASE("equal object ids hash equally") {
   std::hash<object_id> h;
   CHECK(h(object_id{5, 6}) == h(object_id{5, 6}));

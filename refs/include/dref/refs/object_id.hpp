@@ -2,7 +2,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "caf/meta/type_name.hpp"
 
@@ -41,6 +43,10 @@ uint64_t new_owner_id();
 
 /// Renders as `<owner hex>:<seq>`.
 std::string to_string(const object_id& x);
+
+/// Parses what `to_string` renders (exactly 16 lower-case hex digits, a
+/// colon, a decimal seq without sign or leading zeros); nothing otherwise.
+std::optional<object_id> object_id_from_string(std::string_view text);
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, object_id& x) {
