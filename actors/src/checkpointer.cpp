@@ -5,6 +5,7 @@
 
 #include "caf/all.hpp"
 
+#include "dref/actors/error.hpp"
 #include "dref/actors/serialization.hpp"
 #include "dref/persist/error.hpp"
 #include "dref/persist/rocksdb_checkpoint_store.hpp"
@@ -97,6 +98,7 @@ checkpointer::load_locked(const std::string& name) {
       corrupt = std::move(cp.error());
       continue;
     }
+    note_kept(name, *cp);
     if (!result.cp || cp->version > result.cp->version)
       result.cp = std::move(*cp);
   }
@@ -132,10 +134,34 @@ void checkpointer::set_policy(const std::string& name,
   l.last_write = clock_type::now();
 }
 
-void checkpointer::add(write_batch& batch, const std::string& name,
-                       const blob& state, const sequence_table& table,
-                       const std::string& cls,
-                       std::vector<std::string>& new_meta) {
+void checkpointer::note_kept(const std::string& name, const checkpoint& cp) {
+  std::vector<object_id> ids;
+  ids.reserve(cp.refs.size());
+  for (auto& key : cp.refs)
+    if (auto id = object_id_from_string(key.substr(0, key.find('/'))))
+      ids.push_back(*id);
+  kept_.loaded(name, cp.version, std::move(ids));
+}
+
+caf::error checkpointer::add(write_batch& batch, const std::string& name,
+                             const blob& state, const sequence_table& table,
+                             const std::string& cls,
+                             const std::vector<object_id>& kept,
+                             const value_map& values,
+                             std::vector<std::string>& new_meta) {
+  // Steps 3-4 of "Refs in durable state" (docs/architecture.md): the
+  // values this checkpoint is the first to list go into the same batch;
+  // those only the replaced checkpoint listed are erased with it.
+  for (auto& id : kept)
+    if (!kept_.kept(name, id) && values.count(id) == 0) {
+      // Not kept, not sent: only possible if the worker believes an
+      // earlier state was written that was not. Fail; the rollback makes
+      // the worker send every value again.
+      return make_error(persist_errc::io_error,
+                        "durable actor '" + name + "': the value of "
+                          + to_string(id)
+                          + " that its state refers to was not sent");
+    }
   checkpoint cp;
   cp.actor = name;
   cp.version = ++versions_[name];
@@ -144,11 +170,62 @@ void checkpointer::add(write_batch& batch, const std::string& name,
   cp.sequence_numbers = table.seqs;
   for (auto& [caller, reply] : table.replies)
     cp.replies.emplace(caller, std::string{reply.begin(), reply.end()});
+  cp.refs.reserve(kept.size());
+  for (auto& id : kept)
+    cp.refs.push_back(kept_values::key(id, name));
+  auto plan = kept_.stage(name, cp.version, kept);
+  for (auto& id : plan.put) {
+    auto& v = values.at(id);
+    kept_value kv;
+    kv.value.assign(v.value.begin(), v.value.end());
+    for (auto& inner : v.refs)
+      kv.refs.push_back(to_string(inner));
+    batch.put(column_family::ref_values, kept_values::key(id, name),
+              record_codec::encode_value(kept_values::key(id, name), kv));
+  }
   batch.put(slot(cp.version), cp.actor, record_codec::encode(cp));
+  for (auto& id : plan.erase)
+    batch.erase(column_family::ref_values, kept_values::key(id, name));
   if (meta_written_.count(name) == 0 && !cls.empty()) {
     batch.put(column_family::actor_meta, name, encode_meta(cls));
     new_meta.push_back(name);
   }
+  return caf::none;
+}
+
+caf::expected<std::optional<kept_value>>
+checkpointer::kept_copy(const object_id& id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (store_ == nullptr)
+    return std::optional<kept_value>{};
+  auto keys = store_->keys(column_family::ref_values, kept_values::prefix(id));
+  if (!keys)
+    return std::move(keys.error());
+  if (keys->empty())
+    return std::optional<kept_value>{};
+  // Every actor keeping `id` keeps the same bytes: take the first copy
+  // that reads back.
+  caf::error first_err;
+  for (auto& key : *keys) {
+    auto bytes = store_->read(column_family::ref_values, key);
+    if (bytes && *bytes) {
+      auto kv = record_codec::decode_value(key, **bytes);
+      if (kv)
+        return std::optional<kept_value>{std::move(*kv)};
+      if (!first_err)
+        first_err = std::move(kv.error());
+    } else if (!bytes && !first_err) {
+      first_err = std::move(bytes.error());
+    }
+  }
+  if (first_err)
+    return first_err;
+  return std::optional<kept_value>{};
+}
+
+size_t checkpointer::kept_count() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return kept_.size();
 }
 
 std::optional<checkpointer::clock_type::time_point>
@@ -173,25 +250,62 @@ checkpointer::write(std::vector<task_result>& results,
   if (store_ == nullptr)
     return res;
   auto now = clock_type::now();
+  // An actor with a refused state (its worker could not save it) writes
+  // nothing from this batch: every result of it here ran on a state that
+  // is rolled back, so each fails (step 2 of "Refs in durable state").
+  for (auto& r : results)
+    if (r.refused && !r.durable.empty() && res.failed.count(r.durable) == 0)
+      res.failed.emplace(r.durable, r.error);
+  value_map values;
+  for (auto& r : results)
+    for (auto& v : r.kept_values) {
+      auto id = v.id;
+      values.emplace(id, std::move(v));
+    }
   write_batch batch;
   std::vector<std::string> new_meta;
   std::set<std::string> strict;
   std::vector<std::string> lazy_written;
   for (auto& r : results) {
-    if (r.durable.empty() || r.unchanged)
+    if (r.durable.empty())
+      continue;
+    if (auto f = res.failed.find(r.durable); f != res.failed.end()) {
+      if (!r.refused) {
+        r.status = task_result::failed;
+        r.error = make_error(
+          actors_errc::task_failed,
+          "durable actor '" + r.durable + "': not applied, the actor is "
+            "rolled back because the state of a call in the same batch "
+            "could not be saved: " + caf::to_string(f->second));
+        r.value.clear();
+      }
+      continue;
+    }
+    if (r.unchanged)
       continue;
     auto c = classes.find(r.durable);
     auto cls = c != classes.end() ? c->second : std::string{};
     auto l = lazy_.find(r.durable);
     if (l == lazy_.end()) {
       // A later state of the same actor in the batch wins (later version).
-      add(batch, r.durable, r.state, r.table, cls, new_meta);
+      if (auto err = add(batch, r.durable, r.state, r.table, cls, r.kept,
+                         values, new_meta)) {
+        res.failed.emplace(r.durable, err);
+        r.status = task_result::failed;
+        r.error = std::move(err);
+        r.value.clear();
+        continue;
+      }
       strict.insert(r.durable);
       continue;
     }
     auto& ls = l->second;
     ls.state = std::move(r.state);
     ls.table = std::move(r.table);
+    ls.kept = std::move(r.kept);
+    for (auto& id : ls.kept)
+      if (auto v = values.find(id); v != values.end())
+        ls.values[id] = v->second;
     ls.cls = cls;
     ls.dirty = true;
     ++ls.since;
@@ -203,11 +317,15 @@ checkpointer::write(std::vector<task_result>& results,
     if (due)
       lazy_written.push_back(r.durable);
   }
+  std::vector<std::string> lazy_added;
   for (auto& name : lazy_written) {
     auto& ls = lazy_[name];
     if (ls.dirty) { // once per actor, with its newest state
-      add(batch, name, ls.state, ls.table, ls.cls, new_meta);
+      if (add(batch, name, ls.state, ls.table, ls.cls, ls.kept, ls.values,
+              new_meta))
+        continue; // stays pending; a rollback of it is not needed
       ls.dirty = false;
+      lazy_added.push_back(name);
     }
   }
   if (!batch.empty()) {
@@ -216,16 +334,20 @@ checkpointer::write(std::vector<task_result>& results,
     ++writes_;
   }
   if (!res.err) {
+    kept_.commit();
     meta_written_.insert(new_meta.begin(), new_meta.end());
-    for (auto& name : lazy_written) {
+    for (auto& name : lazy_added) {
       auto& ls = lazy_[name];
       ls.since = 0;
       ls.last_write = now;
       ls.state = blob{};
       ls.table = sequence_table{};
+      ls.kept.clear();
+      ls.values.clear();
     }
   } else {
-    for (auto& name : lazy_written)
+    kept_.abort();
+    for (auto& name : lazy_added)
       lazy_[name].dirty = true; // stays pending; versions only go up
     for (auto& r : results)
       if (strict.count(r.durable) > 0) {
@@ -233,11 +355,12 @@ checkpointer::write(std::vector<task_result>& results,
         r.error = res.err;
         r.value.clear();
       }
-    res.failed = std::move(strict);
-    if (!lazy_written.empty())
+    for (auto& name : strict)
+      res.failed.emplace(name, res.err);
+    if (!lazy_added.empty())
       std::fprintf(stderr, "dref: writing %zu pending checkpoint(s) failed, "
                            "retrying at the next trigger: %s\n",
-                   lazy_written.size(), caf::to_string(res.err).c_str());
+                   lazy_added.size(), caf::to_string(res.err).c_str());
   }
   res.next_due = next_due();
   return res;
@@ -252,15 +375,23 @@ checkpointer::outcome checkpointer::write_lazy(Pick pick) {
   write_batch batch;
   std::vector<std::string> new_meta;
   std::vector<std::string> names;
-  for (auto& [name, ls] : lazy_)
-    if (ls.dirty && pick(name, ls, now)) {
-      add(batch, name, ls.state, ls.table, ls.cls, new_meta);
-      names.push_back(name);
+  for (auto& [name, ls] : lazy_) {
+    if (!ls.dirty || !pick(name, ls, now))
+      continue;
+    if (auto err = add(batch, name, ls.state, ls.table, ls.cls, ls.kept,
+                       ls.values, new_meta)) {
+      std::fprintf(stderr, "dref: cannot write the pending checkpoint of "
+                           "'%s': %s\n",
+                   name.c_str(), caf::to_string(err).c_str());
+      continue;
     }
+    names.push_back(name);
+  }
   if (!batch.empty()) {
     res.err = store_->write(batch);
     ++writes_;
     if (!res.err) {
+      kept_.commit();
       meta_written_.insert(new_meta.begin(), new_meta.end());
       for (auto& name : names) {
         auto& ls = lazy_[name];
@@ -269,8 +400,11 @@ checkpointer::outcome checkpointer::write_lazy(Pick pick) {
         ls.last_write = now;
         ls.state = blob{};
         ls.table = sequence_table{};
+        ls.kept.clear();
+        ls.values.clear();
       }
     } else {
+      kept_.abort();
       std::fprintf(stderr, "dref: writing %zu pending checkpoint(s) failed, "
                            "retrying later: %s\n",
                    names.size(), caf::to_string(res.err).c_str());

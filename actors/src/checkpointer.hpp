@@ -21,6 +21,8 @@
 #include "dref/persist/fault_injecting_store.hpp"
 #include "dref/persist/record_codec.hpp"
 
+#include "kept_values.hpp"
+
 namespace dref::internal {
 
 /// The owner's side of durable actors' storage: the checkpoint store
@@ -78,9 +80,11 @@ public:
   struct outcome {
     /// The store's error, if the write failed.
     caf::error err;
-    /// Actors (every-call policy) whose results the failed write failed:
-    /// they must be rolled back.
-    std::set<std::string> failed;
+    /// Actors whose results this write failed, with the reason: they must
+    /// be rolled back. Every-call actors of a failed write (reason: `err`),
+    /// and actors of any policy whose worker could not save a state
+    /// (`task_result::refused`).
+    std::map<std::string, caf::error> failed;
     /// Set when an actor with a time policy has an unwritten state: call
     /// `write_due` at this time.
     std::optional<std::chrono::steady_clock::time_point> next_due;
@@ -105,6 +109,16 @@ public:
 
   /// Writes every pending state (a clean stop).
   outcome write_all();
+
+  /// The kept copy of `id` (a value some durable actor's state refers
+  /// to), if a checkpoint keeps one: docs/architecture.md, "Refs in
+  /// durable state". Reads nothing before the store was opened by a
+  /// durable actor. Errors: the store's, `checkpoint_corrupt` naming the
+  /// value.
+  caf::expected<std::optional<kept_value>> kept_copy(const object_id& id);
+
+  /// Number of values the checkpoints keep (tests, `dref memory`).
+  size_t kept_count();
 
   /// Store writes made so far.
   uint64_t writes() const {
@@ -145,15 +159,28 @@ private:
     blob state;
     sequence_table table;
     std::string cls;
+    // The ids the newest state refers to, and every value sent since the
+    // last write (the newest state may list one sent with an older one).
+    std::vector<object_id> kept;
+    std::map<object_id, kept_ref_value> values;
   };
+
+  // The values sent with the results of one write, by id.
+  using value_map = std::map<object_id, kept_ref_value>;
 
   // Opens the store on first use. @pre mtx_ held.
   caf::error open();
   // Adds the checkpoint of `name` (next version) to `batch`, with its
-  // class in actor_meta when not written yet. @pre mtx_ held.
-  void add(write_batch& batch, const std::string& name, const blob& state,
-           const sequence_table& table, const std::string& cls,
-           std::vector<std::string>& new_meta);
+  // class in actor_meta when not written yet, and the values it refers to
+  // that no checkpoint of `name` kept yet (from `values`); stages those in
+  // `kept_`. Fails (adding nothing) when such a value was not sent.
+  // @pre mtx_ held.
+  caf::error add(write_batch& batch, const std::string& name,
+                 const blob& state, const sequence_table& table,
+                 const std::string& cls, const std::vector<object_id>& kept,
+                 const value_map& values, std::vector<std::string>& new_meta);
+  // Records what the decoded checkpoint `cp` of `name` lists. @pre mtx_.
+  void note_kept(const std::string& name, const checkpoint& cp);
   // Writes the dirty lazy states chosen by `pick`. @pre mtx_ held.
   template <class Pick>
   outcome write_lazy(Pick pick);
@@ -171,6 +198,7 @@ private:
   std::map<std::string, uint64_t> versions_;      // guarded by mtx_
   std::set<std::string> meta_written_;            // guarded by mtx_
   std::map<std::string, lazy_state> lazy_;        // guarded by mtx_
+  kept_values kept_;                              // guarded by mtx_
   std::atomic<uint64_t> writes_{0};
 };
 

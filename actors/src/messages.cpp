@@ -5,6 +5,7 @@
 #include "caf/io/middleman.hpp"
 
 #include "dref/actors/error.hpp"
+#include "dref/refs/error.hpp"
 
 namespace dref::internal {
 
@@ -45,6 +46,16 @@ void configure_system(caf::actor_system_config& cfg, const config& rc) {
   // deserializes and delivers messages itself, one thread hop less.
   cfg.set("scheduler.policy", caf::atom_from_string(rc.scheduler_policy));
   cfg.set("middleman.workers", rc.middleman_workers);
+}
+
+bool is_fetch_failure(const caf::error& err) {
+  if (!err)
+    return false;
+  if (err.category() == caf::atom("system"))
+    return true; // CAF's own: request timeouts, lost connections
+  return err == refs_errc::owner_died || err == refs_errc::object_lost
+         || err == refs_errc::unknown_object || err == actors_errc::timeout
+         || err == actors_errc::runtime_down;
 }
 
 } // namespace dref::internal

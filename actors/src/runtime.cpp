@@ -160,6 +160,14 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
       rt->on_get(id, rp, node_ok);
       return rp;
     },
+    [rt](kept_atom, const object_id& id) -> caf::result<value_msg> {
+      // A worker's get failed (owner gone): a durable checkpoint may keep
+      // the value. One RocksDB read on this actor; only on that path.
+      auto v = rt->kept_copy(id);
+      if (!v)
+        return std::move(v.error());
+      return std::move(*v);
+    },
     [rt](borrow_atom, const std::vector<object_id>& ids, uint64_t borrower,
          const caf::actor& handle) {
       return rt->on_borrow(ids, borrower, handle);
@@ -1106,22 +1114,25 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
     if (r.status == task_result::in_node_store)
       in_node.insert(r.id);
   auto written = ckpt_->write(results, classes);
-  auto& write_err = written.err;
   arm_checkpoint_timer(written.next_due);
   // 3. After a failed write, every actor of the batch goes back to its last
   //    good checkpoint (read now, outside mtx_) before any later call runs.
+  //    The same for an actor whose worker could not save its state
+  //    (`task_result::refused`, "Refs in durable state").
   struct rollback_plan {
     uint64_t id;
     std::string name;
+    caf::error why;
     caf::expected<std::shared_ptr<const task_spec>> restore;
   };
   std::vector<rollback_plan> rollbacks;
-  if (write_err) {
+  if (!written.failed.empty()) {
     std::set<uint64_t> seen;
     for (auto& [id, cls, name] : durable)
-      if (written.failed.count(name) > 0 && seen.insert(id).second)
-        rollbacks.push_back(
-          rollback_plan{id, name, ckpt_->restore_task(id, cls, name)});
+      if (auto f = written.failed.find(name);
+          f != written.failed.end() && seen.insert(id).second)
+        rollbacks.push_back(rollback_plan{id, name, f->second,
+                                          ckpt_->restore_task(id, cls, name)});
   }
   std::vector<object_id> changed;
   changed.reserve(results.size());
@@ -1176,16 +1187,16 @@ void runtime_impl::on_results(worker_id w, std::vector<task_result>& results) {
     // 4. The rollback itself: the restore goes first, then the calls that
     //    were in flight (re-run on the restored state), then queued ones.
     //    No good checkpoint: the actor dies, its calls fail.
-    for (auto& [id, name, restore] : rollbacks) {
+    for (auto& [id, name, why, restore] : rollbacks) {
       if (restore) {
         // A null restore (no checkpoint yet: the write of its first state
         // failed) makes the actor die with the write's error.
-        dispatcher_.rollback(id, std::move(*restore), write_err, out);
+        dispatcher_.rollback(id, std::move(*restore), why, out);
       } else {
         auto err = make_error(
           persist_errc::io_error,
           "durable actor '" + name + "' cannot be rolled back after a "
-            "failed checkpoint write (" + caf::to_string(write_err)
+            "failed checkpoint write (" + caf::to_string(why)
             + "): its last checkpoint cannot be read: "
             + caf::to_string(restore.error()));
         dispatcher_.rollback(id, nullptr, err, out);
@@ -1492,18 +1503,25 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
       std::lock_guard<std::mutex> guard{mtx_};
       if (borrows_.find(x.id()) == nullptr)
         return make_error(refs_errc::unknown_object, to_string(x.id()));
-      if (auto dead = borrows_.owner_error(x.id()))
-        return dead;
-      peer = ref_server_of(x.id().owner);
+      if (auto dead = borrows_.owner_error(x.id()); !dead)
+        peer = ref_server_of(x.id().owner);
     }
-    auto reply = watched_request<value_msg>(*sys_, peer, limit,
-                                            "getting " + to_string(x.id()),
-                                            get_atom::value, x.id());
+    caf::expected<value_msg> reply{caf::error{}};
+    if (peer)
+      reply = watched_request<value_msg>(*sys_, peer, limit,
+                                         "getting " + to_string(x.id()),
+                                         get_atom::value, x.id());
+    else
+      reply = make_error(refs_errc::owner_died, to_string(x.id()));
     if (!reply) {
       if (reply.error() == refs_errc::owner_died) {
         std::lock_guard<std::mutex> guard{mtx_};
         borrows_.owner_died(x.id().owner, reply.error());
       }
+      // Refs in durable state: a checkpoint may keep the value.
+      if (is_fetch_failure(reply.error()))
+        if (auto kept = kept_copy(x.id()))
+          return view_of(std::make_shared<const blob>(std::move(kept->bytes)));
       return std::move(reply.error());
     }
     // The refs inside are adopted when the caller deserializes the value.
@@ -1572,6 +1590,28 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
   return view_of(std::make_shared<const blob>(std::move(reply->bytes)));
 }
 
+caf::expected<value_msg> runtime_impl::kept_copy(const object_id& id) {
+  auto kv = ckpt_->kept_copy(id);
+  if (!kv)
+    return std::move(kv.error());
+  if (!*kv)
+    return make_error(refs_errc::object_lost,
+                      "no durable checkpoint keeps " + to_string(id));
+  value_msg result;
+  result.bytes.assign((*kv)->value.begin(), (*kv)->value.end());
+  for (auto& inner : (*kv)->refs)
+    if (auto inner_id = object_id_from_string(inner)) {
+      ref_descriptor d;
+      d.id = *inner_id;
+      result.contained.push_back(std::move(d));
+    }
+  return result;
+}
+
+size_t runtime_impl::kept_values() {
+  return ckpt_->kept_count();
+}
+
 std::vector<bool>
 runtime_impl::wait_ids(const std::vector<const ref_base*>& xs, size_t n,
                        caf::timespan timeout) {
@@ -1621,6 +1661,8 @@ caf::expected<runtime_stats> runtime_impl::stats(caf::timespan timeout) {
   runtime_stats result;
   expire_holds();
   result.transit_holds = transit_.size();
+  // Not under mtx_: the checkpointer's lock is held during synced writes.
+  result.kept_values = ckpt_->kept_count();
   std::vector<worker_conn> conns;
   {
     std::lock_guard<std::mutex> guard{mtx_};

@@ -97,6 +97,14 @@ public:
   // The value's bytes: a view of the owner's copy, of the node store's
   // mapping (no copy), or of a copy fetched from a worker.
   caf::expected<buffer> get_blob(const ref_base& x, caf::timespan timeout);
+
+  /// The copy of `id` a durable actor's checkpoint keeps, as a value whose
+  /// `contained` names ids only ("Refs in durable state"). Errors:
+  /// `object_lost` when no checkpoint keeps it, the store's read errors.
+  caf::expected<value_msg> kept_copy(const object_id& id);
+
+  /// Number of values durable checkpoints keep (tests, leak checks).
+  size_t kept_values();
   // Where the node store's files are (see `runtime::node_store_prefix`).
   std::string node_store_prefix() const;
   std::vector<bool> wait_ids(const std::vector<const ref_base*>& xs, size_t n,

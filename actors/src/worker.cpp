@@ -81,6 +81,11 @@ struct actor_instance {
   std::string durable;
   /// Durable actors: the sequence table that belongs to the state.
   sequence_table table;
+  /// Durable actors: the values the last state sent to the owner refers
+  /// to (id -> the refs inside that value); their values were sent with it
+  /// or before ("Refs in durable state", docs/architecture.md). Empty
+  /// after a restore: the next state sends every value again.
+  std::map<object_id, std::vector<object_id>> kept;
 };
 
 /// A durable actor's state after a task, to travel with its result.
@@ -90,21 +95,90 @@ struct durable_state {
   sequence_table table;
   bool set = false;
   bool unchanged = false; // a const method ran: nothing to write
+  bool refused = false;   // the state could not be saved: roll back
+  std::vector<object_id> kept;
+  std::vector<kept_ref_value> kept_values;
 };
 
-// Saves the state of a durable instance into `out`.
-caf::error save_state(const actor_instance& inst, durable_state& out) {
+// Refs in durable state, step 1 (docs/architecture.md): the values `refs`
+// (collected from the state) refer to, transitively, go with the state;
+// those sent with an earlier state of `inst` are not sent again. A value
+// that is itself a failure (its task failed) is not kept.
+caf::error keep_values(actor_instance& inst, worker_context& ctx,
+                       std::vector<ref_base>& refs, durable_state& out) {
+  std::map<object_id, std::vector<object_id>> now;
+  std::vector<std::pair<object_id, uint16_t>> todo;
+  for (auto& r : refs)
+    todo.emplace_back(r.id(), 0);
+  while (!todo.empty()) {
+    auto [id, port] = todo.back();
+    todo.pop_back();
+    if (now.count(id) > 0)
+      continue;
+    if (auto k = inst.kept.find(id); k != inst.kept.end()) {
+      now.emplace(id, k->second);
+      for (auto& inner : k->second)
+        todo.emplace_back(inner, 0);
+      continue;
+    }
+    auto v = ctx.value_to_keep(id, port);
+    if (!v) {
+      if (!is_fetch_failure(v.error()))
+        continue; // a failed object: nothing to keep
+      return make_error(persist_errc::io_error,
+                        "durable actor '" + inst.durable + "': the value of "
+                          + to_string(id)
+                          + " that its state refers to cannot be read to "
+                            "keep it: "
+                          + to_string(v.error()));
+    }
+    kept_ref_value kv;
+    kv.id = id;
+    kv.value = std::move(v->bytes);
+    for (auto& d : v->contained) {
+      kv.refs.push_back(d.id);
+      todo.emplace_back(d.id, d.port);
+    }
+    now.emplace(id, kv.refs);
+    out.kept_values.push_back(std::move(kv));
+  }
+  out.kept.reserve(now.size());
+  for (auto& [id, inner] : now)
+    out.kept.push_back(id);
+  inst.kept = std::move(now);
+  return caf::none;
+}
+
+// Saves the state of a durable instance into `out`, with the values its
+// refs refer to. On failure `out` says the state was refused.
+caf::error save_state(actor_instance& inst, worker_context& ctx,
+                      durable_state& out) {
+  out.name = inst.durable;
+  out.set = true;
+  auto refuse = [&out](caf::error err) {
+    out.refused = true;
+    out.state.clear();
+    out.kept.clear();
+    out.kept_values.clear();
+    return err;
+  };
   auto se = registry::instance().state(inst.cls->type);
   if (se == nullptr)
-    return make_error(actors_errc::invalid_argument,
-                      inst.cls->name + " has no registered state (inspect)");
-  auto bytes = se->save(inst.object.get());
+    return refuse(make_error(actors_errc::invalid_argument,
+                             inst.cls->name
+                               + " has no registered state (inspect)"));
+  std::vector<ref_base> refs;
+  caf::expected<blob> bytes{caf::error{}};
+  {
+    ref_collect_scope collecting{refs};
+    bytes = se->save(inst.object.get());
+  }
   if (!bytes)
-    return std::move(bytes.error());
-  out.name = inst.durable;
+    return refuse(std::move(bytes.error()));
+  if (auto err = keep_values(inst, ctx, refs, out))
+    return refuse(std::move(err));
   out.state = std::move(*bytes);
   out.table = inst.table;
-  out.set = true;
   return caf::none;
 }
 
@@ -305,10 +379,10 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
       });
       if (res) {
         auto& inst = st.actors[t.actor];
-        inst = actor_instance{cls, std::move(obj), t.durable, {}};
+        inst = actor_instance{cls, std::move(obj), t.durable, {}, {}};
         ++*st.actor_count;
         if (!t.durable.empty())
-          if (auto err = save_state(inst, saved))
+          if (auto err = save_state(inst, *st.refs, saved))
             return err;
       }
       return res;
@@ -340,7 +414,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
       if (st.actors.count(t.actor) == 0)
         ++*st.actor_count;
       st.actors[t.actor] = actor_instance{cls, std::move(*obj), t.durable,
-                                          std::move(table)};
+                                          std::move(table), {}};
       return blob{};
     }
     case task_kind::actor_call: {
@@ -403,7 +477,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
         saved.unchanged = true;
         return res;
       }
-      if (auto err = save_state(inst, saved))
+      if (auto err = save_state(inst, *st.refs, saved))
         return err;
       return res;
     }
@@ -467,6 +541,9 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
           r.state = std::move(saved.state);
           r.table = std::move(saved.table);
           r.unchanged = saved.unchanged;
+          r.refused = saved.refused;
+          r.kept = std::move(saved.kept);
+          r.kept_values = std::move(saved.kept_values);
         }
         if (res) {
           r.size = res->size();

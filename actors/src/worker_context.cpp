@@ -237,8 +237,9 @@ caf::error worker_context::hold(const std::vector<ref_descriptor>& ds,
           continue;
         }
       } else {
-        if (auto dead = borrows_.owner_error(d.id))
-          err = dead;
+        // An owner known dead is no error here: there is nothing left to
+        // keep alive, and a get may still find a durable checkpoint's copy
+        // (else it fails with owner_died then).
         borrows_.add(d);
         borrowed.push_back(d.id);
       }
@@ -254,9 +255,12 @@ caf::error worker_context::hold(const std::vector<ref_descriptor>& ds,
   }
   // Step 2: register with each owner and wait for its answer, so that no
   // release by whoever handed us the refs can overtake the registration.
+  // An owner that is gone (dead, or unreachable) is no error either, as
+  // above; an owner that no longer knows the object is.
   caf::error err;
   for (auto& [owner, ids] : todo)
-    if (auto e = register_now(owner, ports[owner], ids))
+    if (auto e = register_now(owner, ports[owner], ids);
+        e && e != refs_errc::owner_died && e != refs_errc::object_lost)
       err = std::move(e);
   return err;
 }
@@ -384,6 +388,16 @@ worker_context::get(const ref_base& x, caf::timespan timeout,
       return make_error(refs_errc::unknown_object, to_string(id));
     return std::move(*obj); // its contained refs are held by the stored copy
   }
+  auto res = get_from_owner(id, timeout, held);
+  if (!res && is_fetch_failure(res.error()))
+    if (auto kept = kept_copy(id))
+      return view_of(std::make_shared<const blob>(std::move(kept->bytes)));
+  return res;
+}
+
+caf::expected<buffer>
+worker_context::get_from_owner(const object_id& id, caf::timespan timeout,
+                               std::vector<object_id>& held) {
   caf::actor owner;
   uint16_t port = 0;
   {
@@ -411,6 +425,16 @@ worker_context::get(const ref_base& x, caf::timespan timeout,
 caf::expected<buffer>
 worker_context::fetch_from(worker_id w, uint16_t port, const object_id& id,
                            std::vector<object_id>& held) {
+  auto res = fetch_once(w, port, id, held);
+  if (!res && w == 0 && is_fetch_failure(res.error()))
+    if (auto kept = kept_copy(id)) // its owner is gone: a durable copy?
+      return view_of(std::make_shared<const blob>(std::move(kept->bytes)));
+  return res;
+}
+
+caf::expected<buffer>
+worker_context::fetch_once(worker_id w, uint16_t port, const object_id& id,
+                           std::vector<object_id>& held) {
   auto peer = connect(port);
   if (!peer)
     return make_error(refs_errc::object_lost,
@@ -425,6 +449,55 @@ worker_context::fetch_from(worker_id w, uint16_t port, const object_id& id,
                       "worker " + std::to_string(w) + " holding "
                         + to_string(id) + " died");
   return receive_value(id, std::move(reply), held);
+}
+
+caf::expected<value_msg> worker_context::kept_copy(const object_id& id) {
+  caf::actor driver;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    driver = driver_;
+  }
+  if (!driver)
+    return make_error(refs_errc::object_lost, "no driver to ask for a kept "
+                                              "copy of " + to_string(id));
+  return watched_request<value_msg>(sys_, driver, cfg_.fetch_timeout,
+                                    "reading the kept copy of "
+                                      + to_string(id),
+                                    kept_atom::value, id);
+}
+
+caf::expected<value_msg> worker_context::value_to_keep(const object_id& id,
+                                                       uint16_t port) {
+  if (id.owner == process_)
+    return serve(id);
+  if (port == 0) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto o = borrows_.owner_of(id))
+      port = o->port;
+  }
+  caf::expected<value_msg> reply{caf::error{}};
+  if (auto owner = port != 0 ? connect(port) : caf::actor{})
+    reply = watched_request<value_msg>(sys_, owner, cfg_.fetch_timeout,
+                                       "reading " + to_string(id)
+                                         + " to keep it",
+                                       get_atom::value, id);
+  else
+    reply = make_error(refs_errc::object_lost,
+                       "cannot reach the owner of " + to_string(id));
+  if (reply && reply->in_node_store) {
+    // The owner says: in this node's store. Copy it for the checkpoint.
+    auto b = read_node(id);
+    if (!b)
+      return make_error(refs_errc::object_lost,
+                        to_string(id) + " is not in the node store: "
+                          + to_string(b.error()));
+    reply->bytes.assign(b->data(), b->data() + b->size());
+    reply->in_node_store = false;
+  }
+  if (!reply && is_fetch_failure(reply.error()))
+    if (auto kept = kept_copy(id)) // kept by an earlier checkpoint
+      return kept;
+  return reply;
 }
 
 // -- server side --------------------------------------------------------------

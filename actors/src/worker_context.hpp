@@ -146,6 +146,18 @@ public:
   fetch_from(worker_id w, uint16_t port, const object_id& id,
              std::vector<object_id>& held);
 
+  /// Refs in durable state: the value of `id` with the refs inside it, to
+  /// be kept with a checkpoint: from this worker's store, from its owner
+  /// (ref server at `port`; 0: the one its borrow names), else from a copy
+  /// an earlier checkpoint kept. Errors: the object's own (its task
+  /// failed), or a fetch failure (`is_fetch_failure`) when none has it.
+  caf::expected<value_msg> value_to_keep(const object_id& id, uint16_t port);
+
+  /// The copy of `id` a durable actor's checkpoint keeps, asked from the
+  /// driver (`contained` names ids only). Errors: `object_lost` when no
+  /// checkpoint keeps it, the driver's read errors.
+  caf::expected<value_msg> kept_copy(const object_id& id);
+
   // -- server side (store actor) ---------------------------------------------
 
   /// A stored value with the descriptors of the refs inside it.
@@ -185,6 +197,14 @@ private:
   caf::actor peer_of(uint64_t owner) const;
   // The ref server at `port` (connects once; blocking, without mtx_).
   caf::actor connect(uint16_t port);
+  // `get` of a borrowed object: from its owner.
+  caf::expected<buffer> get_from_owner(const object_id& id,
+                                       caf::timespan timeout,
+                                       std::vector<object_id>& held);
+  // `fetch_from` without the fallback to a kept copy.
+  caf::expected<buffer> fetch_once(worker_id w, uint16_t port,
+                                   const object_id& id,
+                                   std::vector<object_id>& held);
   caf::expected<buffer> receive_value(const object_id& id,
                                       caf::expected<value_msg> reply,
                                       std::vector<object_id>& held);

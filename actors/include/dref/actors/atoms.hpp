@@ -21,5 +21,6 @@ using release_hold_atom = caf::atom_constant<caf::atom("dref_rhold")>;
 using register_borrow_atom = caf::atom_constant<caf::atom("dref_rb")>;
 using echo_atom = caf::atom_constant<caf::atom("dref_echo")>;
 using ckpt_atom = caf::atom_constant<caf::atom("dref_ckpt")>;
+using kept_atom = caf::atom_constant<caf::atom("dref_kept")>;
 
 } // namespace dref

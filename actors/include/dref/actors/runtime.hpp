@@ -214,6 +214,9 @@ struct runtime_stats {
   /// Writes of durable actors' checkpoints to the store since the start
   /// (each may hold many actors' states).
   uint64_t checkpoint_writes = 0;
+  /// Values that durable actors' checkpoints keep on disk because their
+  /// states hold refs to them ("Refs in durable state").
+  uint64_t kept_values = 0;
   /// The node store (hosted by the driver): objects it holds (in memory or
   /// spilled), their bytes in shared memory, and spilled objects.
   uint64_t node_objects = 0;

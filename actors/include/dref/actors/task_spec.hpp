@@ -16,7 +16,7 @@ namespace dref {
 
 /// Version of the messages between a driver and its workers. A worker built
 /// from another version is refused at registration.
-constexpr uint32_t cluster_protocol_version = 5;
+constexpr uint32_t cluster_protocol_version = 6;
 
 /// What a task does.
 enum class task_kind : uint8_t {
@@ -105,6 +105,23 @@ typename Inspector::result_type inspect(Inspector& f, sequence_table& x) {
   return f(caf::meta::type_name("dref.sequence_table"), x.seqs, x.replies);
 }
 
+/// A value a durable actor's state refers to through a ref, sent by the
+/// actor's worker with the state so that the owner keeps it with the
+/// checkpoint (docs/architecture.md, "Refs in durable state").
+struct kept_ref_value {
+  object_id id;
+  /// The serialized value, as the ref's owner stores it.
+  blob value;
+  /// The refs inside the value (kept too).
+  std::vector<object_id> refs;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, kept_ref_value& x) {
+  return f(caf::meta::type_name("dref.kept_ref_value"), x.id, x.value,
+           x.refs);
+}
+
 /// How a task ended, sent from a worker back to the owner.
 struct task_result {
   enum status_code : uint8_t {
@@ -132,13 +149,23 @@ struct task_result {
   /// Durable actor calls of a const method: the state did not change, so
   /// `state` and `table` are empty and nothing needs writing.
   bool unchanged = false;
+  /// Durable actor calls: the ids of every value the state refers to (the
+  /// refs it holds and, transitively, the refs inside their values), and
+  /// those of the values the worker did not send with an earlier state of
+  /// this instance.
+  std::vector<object_id> kept;
+  std::vector<kept_ref_value> kept_values;
+  /// Durable actor calls whose state could not be saved (`error` says
+  /// why, e.g. a value it refers to cannot be read): the call failed and
+  /// the owner rolls the actor back to its last checkpoint.
+  bool refused = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_result& x) {
   return f(caf::meta::type_name("dref.task_result"), x.id, x.status, x.value,
            x.size, x.error, x.durable, x.state, x.table, x.unchanged,
-           x.contained);
+           x.contained, x.kept, x.kept_values, x.refused);
 }
 
 /// A value as it travels to a reader: its bytes plus the refs inside them

@@ -1,0 +1,293 @@
+// Refs in durable state (docs/architecture.md, "Refs in durable state"): a
+// ref a durable actor keeps in its state is still readable after the
+// process owning its value died and after the whole cluster restarted,
+// because the checkpoints keep copies of the values (and of the values
+// inside them); the copies go once no checkpoint refers to them; a state
+// whose values cannot be read is not acknowledged and is rolled back.
+
+#include "durable_util.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "dref/actors/task.hpp"
+#include "dref/persist/error.hpp"
+#include "dref/persist/rocksdb_checkpoint_store.hpp"
+
+using namespace dref;
+using namespace std::chrono_literals;
+
+namespace {
+
+using text_refs = std::vector<ref<std::string>>;
+
+// Strings owned by the worker that made them (`dref::put`), a vector of
+// refs to more such strings (also owned there: nested refs), and the
+// worker's pid.
+struct owned_texts {
+  text_refs texts;
+  ref<text_refs> nested;
+  int32_t pid = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, owned_texts& x) {
+  return f(caf::meta::type_name("test.owned_texts"), x.texts, x.nested,
+           x.pid);
+}
+
+std::string text(const std::string& prefix, int i) {
+  return prefix + "-" + std::to_string(i);
+}
+
+owned_texts make_texts(std::string prefix, int32_t n) {
+  owned_texts result;
+  text_refs inner;
+  for (int32_t i = 0; i < n; ++i) {
+    result.texts.push_back(dref::put(text(prefix, i)).value());
+    inner.push_back(dref::put(text(prefix + "-inner", i)).value());
+  }
+  result.nested = dref::put(inner).value();
+  result.pid = static_cast<int32_t>(getpid());
+  return result;
+}
+
+// A value above the inline limit: sealed in the node store.
+std::string make_large(int32_t kib) {
+  return std::string(static_cast<size_t>(kib) * 1024, 'L');
+}
+
+// Reads every ref (a task on some worker) and sums the lengths.
+int64_t sum_lengths(text_refs refs) {
+  int64_t n = 0;
+  for (auto& r : refs)
+    n += static_cast<int64_t>(dref::get(r, 20s).value().size());
+  return n;
+}
+
+int64_t expected_length(const std::string& prefix, int n) {
+  int64_t sum = 0;
+  for (int i = 0; i < n; ++i)
+    sum += static_cast<int64_t>(text(prefix, i).size());
+  return sum;
+}
+
+// A durable actor keeping refs: plain ones and refs to vectors of refs.
+class ref_vault {
+public:
+  void keep(text_refs refs) {
+    kept_.insert(kept_.end(), refs.begin(), refs.end());
+  }
+  void keep_nested(ref<text_refs> r) {
+    nested_.push_back(std::move(r));
+  }
+  void drop() {
+    kept_.clear();
+    nested_.clear();
+  }
+  int32_t tick() {
+    return ++ticks_;
+  }
+  text_refs give() const {
+    return kept_;
+  }
+  // Reads every kept value, and every value inside the nested ones.
+  int64_t total() const {
+    auto n = sum_lengths(kept_);
+    for (auto& r : nested_)
+      n += sum_lengths(dref::get(r, 20s).value());
+    return n;
+  }
+  int32_t pid() const {
+    return static_cast<int32_t>(getpid());
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, ref_vault& x) {
+    return f(caf::meta::type_name("test.ref_vault"), x.kept_, x.nested_,
+             x.ticks_);
+  }
+
+private:
+  text_refs kept_;
+  std::vector<ref<text_refs>> nested_;
+  int32_t ticks_ = 0;
+};
+
+using test::durable_cluster;
+using test::state_dir;
+
+// Kept values on disk (no runtime may be running on `dir`).
+size_t kept_on_disk(const state_dir& dir) {
+  auto store = rocksdb_checkpoint_store::open(dir.path);
+  REQUIRE_MESSAGE(store, caf::to_string(store.error()));
+  auto keys = (*store)->keys(column_family::ref_values);
+  REQUIRE(keys);
+  return keys->size();
+}
+
+// Texts made by a task on a worker other than `not_pid`'s.
+owned_texts texts_elsewhere(runtime& rt, int32_t not_pid,
+                            const std::string& prefix, int32_t n) {
+  for (int i = 0; i < 16; ++i) {
+    auto made = rt.get(rt.call(make_texts, prefix, n), 20s);
+    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    if (made->pid != not_pid)
+      return std::move(*made);
+  }
+  FAIL("every task ran on the ref_vault's worker");
+  return {};
+}
+
+} // namespace
+
+DREF_REMOTE(make_texts);
+DREF_REMOTE(make_large);
+DREF_REMOTE(sum_lengths);
+DREF_ACTOR(ref_vault, &ref_vault::keep, &ref_vault::keep_nested, &ref_vault::drop,
+           &ref_vault::tick, &ref_vault::give, &ref_vault::total, &ref_vault::pid);
+
+TEST_CASE("a ref kept in a durable actor's state is still readable after "
+          "its owner process died") {
+  state_dir dir;
+  test::with_cluster(durable_cluster(dir, 3), [](runtime& rt) {
+    auto v = rt.spawn<ref_vault>(durable("ref_vault-owner-death"));
+    auto vault_pid = rt.get(v.call(&ref_vault::pid), 20s).value();
+    auto made = texts_elsewhere(rt, vault_pid, "w", 6);
+    REQUIRE(rt.get(v.call(&ref_vault::keep, made.texts), 20s));
+    REQUIRE(rt.get(v.call(&ref_vault::keep_nested, made.nested), 20s));
+    auto want = expected_length("w", 6) + expected_length("w-inner", 6);
+    REQUIRE(rt.get(v.call(&ref_vault::total), 20s).value() == want);
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->kept_values == 6 + 1 + 6); // texts, the vector, its texts
+    // The owner goes; its objects are gone with it (fate-sharing) ...
+    auto owner_pid = made.pid;
+    made = owned_texts{};
+    REQUIRE_EQ(::kill(owner_pid, SIGKILL), 0);
+    // ... but the ref_vault's checkpoint kept their values: its worker reads
+    // them, the driver reads them, and a task given them reads them.
+    auto total = rt.get(v.call(&ref_vault::total), 30s);
+    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    CHECK(*total == want);
+    auto refs = rt.get(v.call(&ref_vault::give), 20s);
+    REQUIRE_MESSAGE(refs, caf::to_string(refs.error()));
+    REQUIRE(refs->size() == 6);
+    for (int i = 0; i < 6; ++i) {
+      auto s = rt.get((*refs)[i], 20s);
+      REQUIRE_MESSAGE(s, caf::to_string(s.error()));
+      CHECK(*s == text("w", i));
+    }
+    auto passed = rt.get(rt.call(sum_lengths, *refs), 30s);
+    REQUIRE_MESSAGE(passed, caf::to_string(passed.error()));
+    CHECK(*passed == expected_length("w", 6));
+    // Refs of the dead owner that no checkpoint keeps still fail fast.
+    refs = caf::error{};
+    REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
+  });
+}
+
+TEST_CASE("a ref kept in a durable actor's state is still readable after "
+          "the whole cluster restarted") {
+  state_dir dir;
+  int64_t want = 0;
+  test::with_cluster(durable_cluster(dir, 2), [&](runtime& rt) {
+    auto v = rt.spawn<ref_vault>(durable("ref_vault-restart"));
+    // Owned by the driver: small values, and one sealed in the node store.
+    text_refs mine{rt.put(std::string{"driver-0"}), rt.put(std::string{"d1"}),
+                   rt.call(make_large, int32_t{300})};
+    REQUIRE(rt.get(mine[2], 20s));
+    REQUIRE(rt.get(v.call(&ref_vault::keep, mine), 20s));
+    // Owned by a worker, with nested refs.
+    auto made = rt.get(rt.call(make_texts, std::string{"r"}, int32_t{4}), 20s);
+    REQUIRE(made);
+    REQUIRE(rt.get(v.call(&ref_vault::keep, made->texts), 20s));
+    REQUIRE(rt.get(v.call(&ref_vault::keep_nested, made->nested), 20s));
+    want = 8 + 2 + 300 * 1024 + expected_length("r", 4)
+           + expected_length("r-inner", 4);
+    CHECK(rt.get(v.call(&ref_vault::total), 20s).value() == want);
+  });
+  // Every process of the first cluster is gone, its node store too.
+  CHECK(kept_on_disk(dir) == 3 + 4 + 1 + 4);
+  test::with_cluster(durable_cluster(dir, 2), [&](runtime& rt) {
+    auto v = rt.actor<ref_vault>("ref_vault-restart");
+    REQUIRE_MESSAGE(v, caf::to_string(v.error()));
+    auto total = rt.get(v->call(&ref_vault::total), 30s);
+    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    CHECK(*total == want);
+    auto refs = rt.get(v->call(&ref_vault::give), 20s);
+    REQUIRE_MESSAGE(refs, caf::to_string(refs.error()));
+    REQUIRE(refs->size() == 3 + 4);
+    CHECK(rt.get((*refs)[0], 20s).value() == "driver-0");
+    CHECK(rt.get((*refs)[2], 20s).value() == make_large(300));
+    CHECK(rt.get((*refs)[3], 20s).value() == "r-0");
+    // The restored actor goes on; its next checkpoint keeps the same
+    // values without sending them again.
+    CHECK(rt.get(v->call(&ref_vault::tick), 20s).value() == 1);
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->kept_values == 3 + 4 + 1 + 4);
+  });
+  CHECK(kept_on_disk(dir) == 3 + 4 + 1 + 4);
+}
+
+TEST_CASE("kept values are erased once neither of the actor's two "
+          "checkpoints refers to them") {
+  state_dir dir;
+  test::with_cluster(durable_cluster(dir, 2), [](runtime& rt) {
+    auto v = rt.spawn<ref_vault>(durable("ref_vault-drop"));
+    text_refs mine{rt.put(std::string{"a"}), rt.put(std::string{"b"})};
+    REQUIRE(rt.get(v.call(&ref_vault::keep, mine), 20s));
+    CHECK(rt.stats().value().kept_values == 2);
+    REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
+    // The previous checkpoint (the one before the drop) still lists them.
+    CHECK(rt.stats().value().kept_values == 2);
+  });
+  CHECK(kept_on_disk(dir) == 2);
+  test::with_cluster(durable_cluster(dir, 2), [](runtime& rt) {
+    auto v = rt.actor<ref_vault>("ref_vault-drop");
+    REQUIRE(v);
+    CHECK(rt.get(v->call(&ref_vault::tick), 20s).value() == 1);
+    CHECK(rt.stats().value().kept_values == 0);
+  });
+  CHECK(kept_on_disk(dir) == 0);
+}
+
+TEST_CASE("a durable call whose state refers to a value nobody has fails "
+          "and the actor goes on from its previous state") {
+  state_dir dir;
+  test::with_cluster(durable_cluster(dir, 3), [](runtime& rt) {
+    auto v = rt.spawn<ref_vault>(durable("ref_vault-refused"));
+    auto vault_pid = rt.get(v.call(&ref_vault::pid), 20s).value();
+    text_refs mine{rt.put(std::string{"safe"})};
+    REQUIRE(rt.get(v.call(&ref_vault::keep, mine), 20s));
+    // A vector owned by the driver holding refs owned by a worker that
+    // then dies: the vector is readable, the values inside it are not.
+    auto made = texts_elsewhere(rt, vault_pid, "gone", 3);
+    auto outer = rt.put(made.texts);
+    auto owner_pid = made.pid;
+    made = owned_texts{};
+    REQUIRE_EQ(::kill(owner_pid, SIGKILL), 0);
+    auto res = rt.get(v.call(&ref_vault::keep_nested, outer), 30s);
+    REQUIRE_FALSE(res);
+    INFO(caf::to_string(res.error()));
+    CHECK(test::is(res.error(), persist_errc::io_error));
+    CHECK(caf::to_string(res.error()).find("ref_vault-refused")
+          != std::string::npos);
+    // Not applied: the actor was rolled back to its last checkpoint.
+    auto total = rt.get(v.call(&ref_vault::total), 20s);
+    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    CHECK(*total == 4);
+    CHECK(rt.get(v.call(&ref_vault::tick), 20s).value() == 1);
+    outer = {};
+  });
+  test::with_cluster(durable_cluster(dir, 2), [](runtime& rt) {
+    auto v = rt.actor<ref_vault>("ref_vault-refused");
+    REQUIRE(v);
+    CHECK(rt.get(v->call(&ref_vault::total), 20s).value() == 4);
+    CHECK(rt.get(v->call(&ref_vault::tick), 20s).value() == 2);
+  });
+}
