@@ -450,7 +450,9 @@ checkpointer::restore_task(uint64_t id, const std::string& cls,
     t->args[0].type = type_tag<blob>();
     t->args[0].value = l->second.state;
     t->args[1].type = type_tag<blob>();
-    static_cast<void>(to_blob(l->second.table, t->args[1].value));
+    auto table = l->second.table;
+    prune_callers(table, caller_);
+    static_cast<void>(to_blob(table, t->args[1].value));
     return std::shared_ptr<const task_spec>{std::move(t)};
   }
   auto cp = load_locked(name);
@@ -468,11 +470,28 @@ checkpointer::restore_task(uint64_t id, const std::string& cls,
   t->actor = id;
   t->durable = name;
   t->result_type = type_tag<unit_t>();
-  t->args = restore_args(*cp->cp);
+  t->args = restore_args(*cp->cp, caller_);
   return std::shared_ptr<const task_spec>{std::move(t)};
 }
 
-std::vector<task_arg> checkpointer::restore_args(const checkpoint& cp) {
+void checkpointer::set_caller(std::string caller) {
+  caller_ = std::move(caller);
+}
+
+void checkpointer::prune_callers(sequence_table& table,
+                                 const std::string& caller) {
+  static const std::string driver_prefix = "driver-";
+  auto stale = [&](const std::string& x) {
+    return x != caller && x.compare(0, driver_prefix.size(), driver_prefix) == 0;
+  };
+  for (auto i = table.seqs.begin(); i != table.seqs.end();)
+    i = stale(i->first) ? table.seqs.erase(i) : std::next(i);
+  for (auto i = table.replies.begin(); i != table.replies.end();)
+    i = stale(i->first) ? table.replies.erase(i) : std::next(i);
+}
+
+std::vector<task_arg> checkpointer::restore_args(const checkpoint& cp,
+                                                 const std::string& caller) {
   std::vector<task_arg> args(2);
   args[0].type = type_tag<blob>();
   args[0].value.assign(cp.state.begin(), cp.state.end());
@@ -480,6 +499,7 @@ std::vector<task_arg> checkpointer::restore_args(const checkpoint& cp) {
   table.seqs = cp.sequence_numbers;
   for (auto& [caller, reply] : cp.replies)
     table.replies.emplace(caller, blob{reply.begin(), reply.end()});
+  prune_callers(table, caller);
   args[1].type = type_tag<blob>();
   static_cast<void>(to_blob(table, args[1].value)); // plain maps: no error
   return args;

@@ -137,9 +137,26 @@ public:
   static std::string encode_meta(const std::string& cls);
   static std::string decode_meta(const std::string& value);
 
+  /// The caller id of this driver's calls; set once, before any durable
+  /// actor is spawned, and only read afterwards.
+  void set_caller(std::string caller);
+  const std::string& caller() const noexcept {
+    return caller_;
+  }
+
   /// The arguments of a restore task from `cp`: the state, and the
-  /// sequence table stored with it.
-  static std::vector<task_arg> restore_args(const checkpoint& cp);
+  /// sequence table stored with it, without the entries of earlier
+  /// drivers (see `prune_callers`).
+  static std::vector<task_arg> restore_args(const checkpoint& cp,
+                                            const std::string& caller);
+
+  /// Drops from `table` the entries of callers that are drivers other
+  /// than `caller` ("driver-..." ids): a driver's calls are retried only
+  /// by that driver during its run, so once another driver restores the
+  /// actor those entries can never be used again, and without pruning the
+  /// table (and each checkpoint) would grow by one entry and one kept
+  /// reply per driver run. Other caller ids are kept.
+  static void prune_callers(sequence_table& table, const std::string& caller);
 
   /// A restore task for actor `id` (class `cls`, durable name `name`) from
   /// its newest good checkpoint (as `load`); null when it has none; the
@@ -191,6 +208,7 @@ private:
 
   std::string dir_;
   std::function<void(fault_injecting_store&)> hook_;
+  std::string caller_; // set before the first durable spawn
   std::mutex mtx_;
   std::unique_ptr<checkpoint_store> inner_;       // guarded by mtx_
   std::unique_ptr<fault_injecting_store> faults_; // guarded by mtx_

@@ -105,9 +105,10 @@ runtime_impl::runtime_impl(config cfg)
   char id[32];
   std::snprintf(id, sizeof(id), "driver-%016llx",
                 static_cast<unsigned long long>(owner_id_));
-  dispatcher_.set_caller(cfg_.test_caller_id.empty() ? id
-                                                     : cfg_.test_caller_id,
-                         cfg_.test_resend_durable_calls);
+  std::string caller = cfg_.test_caller_id.empty() ? id
+                                                   : cfg_.test_caller_id;
+  ckpt_->set_caller(caller);
+  dispatcher_.set_caller(std::move(caller), cfg_.test_resend_durable_calls);
 }
 
 runtime_impl::~runtime_impl() {
@@ -760,7 +761,7 @@ caf::expected<ref_base> runtime_impl::spawn_durable(
   if (found->cp) {
     // Saved state wins over constructor arguments.
     create.kind = static_cast<uint8_t>(task_kind::actor_restore);
-    create.args = checkpointer::restore_args(*found->cp);
+    create.args = checkpointer::restore_args(*found->cp, ckpt_->caller());
   } else if (must_exist) {
     return make_error(actors_errc::unknown_actor,
                       "no durable actor named '" + name + "' is stored");

@@ -145,3 +145,32 @@ TEST_CASE("after a full restart, retries of the first run's calls are "
     CHECK(*n == 4);
   });
 }
+
+TEST_CASE("a driver restoring a durable actor drops the sequence entries of "
+          "earlier drivers, so the table does not grow with every run") {
+  test::state_dir dir;
+  for (int run = 0; run < 3; ++run)
+    test::with_cluster(test::durable_cluster(dir), [&](runtime& rt) {
+      auto t = rt.spawn<ledger_tally>(durable("tally-runs"));
+      REQUIRE(rt.get(t.call(&ledger_tally::add, int64_t{1}), 10s));
+      REQUIRE(rt.get(t.call(&ledger_tally::add, int64_t{1}), 10s));
+    });
+  std::optional<checkpoint> cp;
+  {
+    auto store = rocksdb_checkpoint_store::open(dir.path);
+    REQUIRE(store);
+    cp = test::newest_checkpoint(**store, "tally-runs");
+  } // closed: the next run opens it
+  REQUIRE(cp);
+  // Only the last run's driver: its two calls, and its last reply.
+  REQUIRE(cp->sequence_numbers.size() == 1);
+  CHECK(cp->sequence_numbers.begin()->first.rfind("driver-", 0) == 0);
+  CHECK(cp->sequence_numbers.begin()->second == 2);
+  CHECK(cp->replies.size() == 1);
+  // Nothing was lost on the way: 3 runs x 2 adds.
+  test::with_cluster(test::durable_cluster(dir), [&](runtime& rt) {
+    auto t = rt.actor<ledger_tally>("tally-runs");
+    REQUIRE_MESSAGE(t, caf::to_string(t.error()));
+    CHECK(rt.get(t->call(&ledger_tally::adds), 10s).value() == 6);
+  });
+}
