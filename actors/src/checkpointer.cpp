@@ -152,8 +152,14 @@ caf::error checkpointer::add(write_batch& batch, const std::string& name,
   // Steps 3-4 of "Refs in durable state" (docs/architecture.md): the
   // values this checkpoint is the first to list go into the same batch;
   // those only the replaced checkpoint listed are erased with it.
-  for (auto& id : kept)
-    if (!kept_.kept(name, id) && values.count(id) == 0) {
+  if (stale_views_.count(name) > 0) {
+    if (auto err = reload_view(name))
+      return err;
+    stale_views_.erase(name);
+  }
+  auto version = versions_[name] + 1;
+  for (auto& id : kept_.preview(name, version, kept).put)
+    if (values.count(id) == 0) {
       // Not kept, not sent: only possible if the worker believes an
       // earlier state was written that was not. Fail; the rollback makes
       // the worker send every value again.
@@ -193,10 +199,36 @@ caf::error checkpointer::add(write_batch& batch, const std::string& name,
   return caf::none;
 }
 
+caf::error checkpointer::reload_view(const std::string& name) {
+  kept_.forget(name);
+  for (auto cf : {column_family::actor_state, column_family::actor_state_alt}) {
+    auto bytes = store_->read(cf, name);
+    if (!bytes)
+      return std::move(bytes.error());
+    if (!*bytes)
+      continue;
+    auto cp = record_codec::decode(name, **bytes);
+    if (!cp)
+      return std::move(cp.error());
+    note_kept(name, *cp);
+  }
+  return caf::none;
+}
+
 caf::expected<std::optional<kept_value>>
 checkpointer::kept_copy(const object_id& id) {
   std::lock_guard<std::mutex> guard{mtx_};
-  if (store_ == nullptr)
+  // A weaker policy's pending state: its values are here, not on disk yet.
+  for (auto& [name, ls] : lazy_)
+    if (auto v = ls.values.find(id); v != ls.values.end()) {
+      kept_value kv;
+      kv.value.assign(v->second.value.begin(), v->second.value.end());
+      for (auto& inner : v->second.refs)
+        kv.refs.push_back(to_string(inner));
+      return std::optional<kept_value>{std::move(kv)};
+    }
+  // Only a hit in the index costs a read (a failed get of any ref asks).
+  if (store_ == nullptr || !kept_.kept_anywhere(id))
     return std::optional<kept_value>{};
   auto keys = store_->keys(column_family::ref_values, kept_values::prefix(id));
   if (!keys)
@@ -221,6 +253,14 @@ checkpointer::kept_copy(const object_id& id) {
   if (first_err)
     return first_err;
   return std::optional<kept_value>{};
+}
+
+bool checkpointer::has_kept_copy(const object_id& id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& [name, ls] : lazy_)
+    if (ls.values.count(id) > 0)
+      return true;
+  return kept_.kept_anywhere(id);
 }
 
 size_t checkpointer::kept_count() {
@@ -321,9 +361,13 @@ checkpointer::write(std::vector<task_result>& results,
   for (auto& name : lazy_written) {
     auto& ls = lazy_[name];
     if (ls.dirty) { // once per actor, with its newest state
-      if (add(batch, name, ls.state, ls.table, ls.cls, ls.kept, ls.values,
-              new_meta))
-        continue; // stays pending; a rollback of it is not needed
+      if (auto err = add(batch, name, ls.state, ls.table, ls.cls, ls.kept,
+                         ls.values, new_meta)) {
+        // Stays pending; the actor is restored from it, so its worker
+        // sends every value again with its next state.
+        res.failed.emplace(name, std::move(err));
+        continue;
+      }
       ls.dirty = false;
       lazy_added.push_back(name);
     }
@@ -347,6 +391,10 @@ checkpointer::write(std::vector<task_result>& results,
     }
   } else {
     kept_.abort();
+    // The failed write may still have reached the disk (a failed fsync):
+    // read what these actors' checkpoints list before the next write.
+    stale_views_.insert(strict.begin(), strict.end());
+    stale_views_.insert(lazy_added.begin(), lazy_added.end());
     for (auto& name : lazy_added)
       lazy_[name].dirty = true; // stays pending; versions only go up
     for (auto& r : results)
@@ -405,6 +453,7 @@ checkpointer::outcome checkpointer::write_lazy(Pick pick) {
       }
     } else {
       kept_.abort();
+      stale_views_.insert(names.begin(), names.end());
       std::fprintf(stderr, "dref: writing %zu pending checkpoint(s) failed, "
                            "retrying later: %s\n",
                    names.size(), caf::to_string(res.err).c_str());

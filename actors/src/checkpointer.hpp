@@ -117,6 +117,10 @@ public:
   /// value.
   caf::expected<std::optional<kept_value>> kept_copy(const object_id& id);
 
+  /// True if a checkpoint (or a pending state of a weaker policy) keeps a
+  /// copy of `id`; reads nothing from disk.
+  bool has_kept_copy(const object_id& id);
+
   /// Number of values the checkpoints keep (tests, `dref memory`).
   size_t kept_count();
 
@@ -198,6 +202,10 @@ private:
                  const value_map& values, std::vector<std::string>& new_meta);
   // Records what the decoded checkpoint `cp` of `name` lists. @pre mtx_.
   void note_kept(const std::string& name, const checkpoint& cp);
+  // Reads again from disk what both checkpoints of `name` list (after a
+  // failed write, whose effects may still have reached the disk).
+  // @pre mtx_ held, store open.
+  caf::error reload_view(const std::string& name);
   // Writes the dirty lazy states chosen by `pick`. @pre mtx_ held.
   template <class Pick>
   outcome write_lazy(Pick pick);
@@ -217,6 +225,7 @@ private:
   std::set<std::string> meta_written_;            // guarded by mtx_
   std::map<std::string, lazy_state> lazy_;        // guarded by mtx_
   kept_values kept_;                              // guarded by mtx_
+  std::set<std::string> stale_views_;             // guarded by mtx_
   std::atomic<uint64_t> writes_{0};
 };
 

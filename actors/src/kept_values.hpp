@@ -47,6 +47,15 @@ public:
   void loaded(const std::string& actor, uint64_t version,
               std::vector<object_id> ids);
 
+  /// Forgets what is known of `actor`'s checkpoints (committed view), e.g.
+  /// before reading them again from disk.
+  void forget(const std::string& actor);
+
+  /// What writing checkpoint `version` of `actor` listing `ids` would put
+  /// and erase, planned against the staged view; changes nothing.
+  plan preview(const std::string& actor, uint64_t version,
+               std::vector<object_id> ids) const;
+
   /// Plans the write of checkpoint `version` of `actor` listing `ids`,
   /// replacing the checkpoint in the same slot, and stages it.
   plan stage(const std::string& actor, uint64_t version,
@@ -60,6 +69,11 @@ public:
 
   /// True if a committed checkpoint of `actor` lists `id`.
   bool kept(const std::string& actor, const object_id& id) const;
+
+  /// True if a committed checkpoint of any actor lists `id`.
+  bool kept_anywhere(const object_id& id) const {
+    return counts_.count(id) > 0;
+  }
 
   /// Number of (actor, value) pairs kept (committed view).
   size_t size() const;
@@ -79,8 +93,16 @@ private:
   using slots = std::array<std::optional<slot_entry>, 2>;
 
   static bool lists(const slots& s, const object_id& id);
+  // The ids either slot lists, sorted and unique.
+  static std::vector<object_id> all_of(const slots& s);
+  // Replaces the committed slots of `actor`, keeping `counts_` exact.
+  void set_committed(const std::string& actor, slots s);
+  // The staged slots of `actor`, else its committed ones, else none.
+  const slots* current(const std::string& actor) const;
 
   std::map<std::string, slots> committed_;
+  // Per id: how many actors' committed checkpoints list it.
+  std::map<object_id, size_t> counts_;
   std::map<std::string, slots> staged_; // copies of touched actors
 };
 

@@ -6,6 +6,8 @@
 
 #include "dref/actors/error.hpp"
 #include "dref/refs/error.hpp"
+#include "dref/store/error.hpp"
+#include "caf/sec.hpp"
 
 namespace dref::internal {
 
@@ -52,10 +54,22 @@ bool is_fetch_failure(const caf::error& err) {
   if (!err)
     return false;
   if (err.category() == caf::atom("system"))
-    return true; // CAF's own: request timeouts, lost connections
+    // CAF's own (lost connections, unreachable nodes), but not a timeout.
+    return err.code() != static_cast<uint8_t>(caf::sec::request_timeout);
   return err == refs_errc::owner_died || err == refs_errc::object_lost
-         || err == refs_errc::unknown_object || err == actors_errc::timeout
+         || err == refs_errc::unknown_object || err == store_errc::not_found
          || err == actors_errc::runtime_down;
+}
+
+bool is_object_failure(const caf::error& err) {
+  // The errors an owner stores for an object whose task failed
+  // (docs/architecture.md, "Failures").
+  return err == actors_errc::task_failed || err == actors_errc::worker_died
+         || err == actors_errc::unknown_function
+         || err == actors_errc::already_applied
+         || err == actors_errc::invalid_argument
+         || err == refs_errc::type_mismatch
+         || err == refs_errc::serialization_failed;
 }
 
 } // namespace dref::internal

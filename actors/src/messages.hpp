@@ -79,14 +79,21 @@ using owner_actor = caf::typed_actor<
   caf::reacts_to<ckpt_atom>,
   caf::replies_to<get_atom, object_id>::with<value_msg>,
   caf::replies_to<kept_atom, object_id>::with<value_msg>,
+  caf::replies_to<kept_atom, std::vector<object_id>>::with<
+    std::vector<object_id>>,
   caf::replies_to<memory_atom>::with<process_memory, std::vector<uint16_t>>>;
 
-/// True if `err` says a value could not be fetched (its owner or holder is
-/// gone or unreachable, the object is unknown there, or the fetch timed
-/// out), as opposed to the value being a failure itself (its task's error).
+/// True if `err` says a value could not be fetched because its owner or
+/// holder is gone, unreachable, or does not know the object (timeouts are
+/// not: the owner may just be slow, and the caller's time is up).
 /// A ref that fails so may still be read from a durable actor's kept copy
 /// ("Refs in durable state", docs/architecture.md).
 bool is_fetch_failure(const caf::error& err);
+
+/// True if `err` is the failure of an object itself, as its owner stores
+/// it (its task threw, its worker died, ...), as opposed to a failure to
+/// read it.
+bool is_object_failure(const caf::error& err);
 
 /// A buffer viewing a heap copy of a value, which it keeps alive.
 inline buffer view_of(std::shared_ptr<const blob> b) {

@@ -169,6 +169,14 @@ owner_actor::behavior_type runtime_impl::owner_fn(owner_actor::pointer self,
         return std::move(v.error());
       return std::move(*v);
     },
+    [rt](kept_atom, const std::vector<object_id>& ids) {
+      // Which of `ids` a durable checkpoint keeps (in memory: no read).
+      std::vector<object_id> result;
+      for (auto& id : ids)
+        if (rt->ckpt_->has_kept_copy(id))
+          result.push_back(id);
+      return result;
+    },
     [rt](borrow_atom, const std::vector<object_id>& ids, uint64_t borrower,
          const caf::actor& handle) {
       return rt->on_borrow(ids, borrower, handle);

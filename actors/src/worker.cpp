@@ -103,7 +103,8 @@ struct durable_state {
 // Refs in durable state, step 1 (docs/architecture.md): the values `refs`
 // (collected from the state) refer to, transitively, go with the state;
 // those sent with an earlier state of `inst` are not sent again. A value
-// that is itself a failure (its task failed) is not kept.
+// that is itself a failure (`is_object_failure`: its task failed) is not
+// kept; any other error refuses the state.
 caf::error keep_values(actor_instance& inst, worker_context& ctx,
                        std::vector<ref_base>& refs, durable_state& out) {
   std::map<object_id, std::vector<object_id>> now;
@@ -123,8 +124,10 @@ caf::error keep_values(actor_instance& inst, worker_context& ctx,
     }
     auto v = ctx.value_to_keep(id, port);
     if (!v) {
-      if (!is_fetch_failure(v.error()))
+      if (is_object_failure(v.error()))
         continue; // a failed object: nothing to keep
+      // Anything else (owner gone and no kept copy, a read error, ...):
+      // the state is refused rather than saved without the value.
       return make_error(persist_errc::io_error,
                         "durable actor '" + inst.durable + "': the value of "
                           + to_string(id)
@@ -291,7 +294,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
                              durable_state& saved,
                              std::vector<object_id>& held,
                              std::vector<ref_base>& out_refs,
-                             result_sink* sink) {
+                             node_result_sink* sink) {
   auto& st = self->state;
   auto kind = static_cast<task_kind>(t.kind);
   // 1. Resolve the arguments: inline; this worker's store (bytes, or a
@@ -462,7 +465,9 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
           what, [&] { return m.invoke(inst.object.get(), args.data()); });
         if (t.seq != 0) {
           inst.table.seqs[t.caller] = t.seq;
-          if (res)
+          // A reply written into the node store is not kept (its bytes
+          // are not in `res`): a retry of it gets `already_applied`.
+          if (res && !(sink != nullptr && sink->written()))
             inst.table.replies[t.caller] = *res;
           else
             inst.table.replies.erase(t.caller);
@@ -607,6 +612,11 @@ caf::behavior store_fn(caf::event_based_actor* self, worker_id id,
       return std::move(*v);
     },
     [refs](get_atom, const object_id& oid) -> caf::result<value_msg> {
+      if (oid.owner != refs->process())
+        // Asked as the owner, but another process owns it: the asker's
+        // descriptor names a port that an owner of an earlier run had.
+        return make_error(refs_errc::unknown_object,
+                          to_string(oid) + " is not owned by this process");
       auto v = refs->serve(oid);
       if (!v)
         return std::move(v.error());

@@ -255,13 +255,39 @@ caf::error worker_context::hold(const std::vector<ref_descriptor>& ds,
   }
   // Step 2: register with each owner and wait for its answer, so that no
   // release by whoever handed us the refs can overtake the registration.
-  // An owner that is gone (dead, or unreachable) is no error either, as
-  // above; an owner that no longer knows the object is.
+  // An owner proven dead (a down message) is no error either, as above;
+  // an unreachable owner (not proven dead) or one that no longer knows
+  // the object is.
   caf::error err;
-  for (auto& [owner, ids] : todo)
-    if (auto e = register_now(owner, ports[owner], ids);
-        e && e != refs_errc::owner_died && e != refs_errc::object_lost)
+  std::vector<object_id> unreachable;
+  for (auto& [owner, ids] : todo) {
+    auto e = register_now(owner, ports[owner], ids);
+    if (!e || e == refs_errc::owner_died)
+      continue;
+    if (e == refs_errc::object_lost) // cannot connect: kept elsewhere?
+      unreachable.insert(unreachable.end(), ids.begin(), ids.end());
+    else
       err = std::move(e);
+  }
+  if (!unreachable.empty() && !err) {
+    // Values a durable checkpoint keeps stay readable without their owner
+    // ("Refs in durable state"); any other one is lost.
+    caf::actor driver;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      driver = driver_;
+    }
+    auto kept = driver ? watched_request<std::vector<object_id>>(
+                  sys_, driver, cfg_.fetch_timeout, "asking for kept copies",
+                  kept_atom::value, unreachable)
+                       : caf::expected<std::vector<object_id>>{
+                         std::vector<object_id>{}};
+    if (!kept || kept->size() < unreachable.size())
+      err = make_error(refs_errc::object_lost,
+                       "cannot reach the owner of "
+                         + to_string(unreachable.front())
+                         + " and no durable checkpoint keeps it");
+  }
   return err;
 }
 
@@ -388,6 +414,11 @@ worker_context::get(const ref_base& x, caf::timespan timeout,
       return make_error(refs_errc::unknown_object, to_string(id));
     return std::move(*obj); // its contained refs are held by the stored copy
   }
+  // A copy here (a result of a task that ran on this worker, perhaps not
+  // even reported to its owner yet: asking the owner would then wait for
+  // this very executor until the timeout). The borrow keeps it.
+  if (auto local = read_local(id))
+    return std::move(*local);
   auto res = get_from_owner(id, timeout, held);
   if (!res && is_fetch_failure(res.error()))
     if (auto kept = kept_copy(id))
@@ -468,8 +499,11 @@ caf::expected<value_msg> worker_context::kept_copy(const object_id& id) {
 
 caf::expected<value_msg> worker_context::value_to_keep(const object_id& id,
                                                        uint16_t port) {
-  if (id.owner == process_)
-    return serve(id);
+  // Here first: objects this worker owns, and results of tasks that ran
+  // here (perhaps not even reported to their owner yet: asking the owner
+  // would wait for this very executor).
+  if (auto here = serve(id); here || id.owner == process_)
+    return here;
   if (port == 0) {
     std::lock_guard<std::mutex> guard{mtx_};
     if (auto o = borrows_.owner_of(id))

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -184,7 +185,6 @@ TEST_CASE("a ref kept in a durable actor's state is still readable after "
     auto passed = rt.get(rt.call(sum_lengths, *refs), 30s);
     REQUIRE_MESSAGE(passed, caf::to_string(passed.error()));
     CHECK(*passed == expected_length("w", 6));
-    // Refs of the dead owner that no checkpoint keeps still fail fast.
     refs = caf::error{};
     REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
   });
@@ -232,6 +232,88 @@ TEST_CASE("a ref kept in a durable actor's state is still readable after "
     CHECK(st->kept_values == 3 + 4 + 1 + 4);
   });
   CHECK(kept_on_disk(dir) == 3 + 4 + 1 + 4);
+}
+
+TEST_CASE("a task reads a ref to a result computed earlier in its batch on "
+          "the same worker") {
+  // Regression: the read asked the owner, which waited for the result
+  // that this worker's executor had not sent yet: a timeout.
+  state_dir dir;
+  test::with_cluster(durable_cluster(dir, 1), [](runtime& rt) {
+    auto large = rt.call(make_large, int32_t{200});
+    auto small = rt.call(make_large, int32_t{20});
+    auto n = rt.call(sum_lengths, text_refs{large, small});
+    auto got = rt.get(n, 30s);
+    REQUIRE_MESSAGE(got, caf::to_string(got.error()));
+    CHECK(*got == 220 * 1024);
+  });
+}
+
+TEST_CASE("a ref to a result not computed yet can be kept at once") {
+  // One worker: the result's task and the durable call run in one batch
+  // on the same executor; the value is read where it was made.
+  state_dir dir;
+  test::with_cluster(durable_cluster(dir, 1), [](runtime& rt) {
+    auto v = rt.spawn<ref_vault>(durable("vault-pending"));
+    auto large = rt.call(make_large, int32_t{200});
+    auto kept = v.call(&ref_vault::keep, text_refs{large});
+    auto total = rt.get(v.call(&ref_vault::total), 30s);
+    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    CHECK(*total == 200 * 1024);
+    REQUIRE(rt.get(kept, 1s));
+    CHECK(rt.stats().value().kept_values == 1);
+    REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
+  });
+}
+
+TEST_CASE("with a weaker checkpoint policy, kept refs survive the death of "
+          "the worker that owned them and hosted the actor") {
+  // The state is acknowledged but not written yet: the driver holds it
+  // and the values it refers to; the actor comes back on another worker
+  // from that state and reads the values from the driver.
+  state_dir dir;
+  test::with_cluster(durable_cluster(dir, 2), [](runtime& rt) {
+    auto v = rt.spawn<ref_vault>(durable("vault-lazy").checkpoint_every(100));
+    auto vault_pid = rt.get(v.call(&ref_vault::pid), 20s).value();
+    std::optional<owned_texts> made;
+    for (int i = 0; i < 16 && !made; ++i) {
+      auto m = rt.get(rt.call(make_texts, std::string{"z"}, int32_t{3}), 20s);
+      REQUIRE(m);
+      if (m->pid == vault_pid)
+        made = std::move(*m);
+    }
+    REQUIRE_MESSAGE(made, "no task ran on the vault's worker");
+    REQUIRE(rt.get(v.call(&ref_vault::keep, made->texts), 20s));
+    REQUIRE(rt.get(v.call(&ref_vault::keep_nested, made->nested), 20s));
+    made.reset();
+    REQUIRE_EQ(::kill(vault_pid, SIGKILL), 0);
+    auto total = rt.get(v.call(&ref_vault::total), 30s);
+    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    CHECK(*total == expected_length("z", 3) + expected_length("z-inner", 3));
+    CHECK(rt.get(v.call(&ref_vault::pid), 20s).value() != vault_pid);
+    REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
+  });
+}
+
+TEST_CASE("two actors keeping one value each keep a copy, and one dropping "
+          "it leaves the other's") {
+  state_dir dir;
+  test::with_cluster(durable_cluster(dir, 2), [](runtime& rt) {
+    auto a = rt.spawn<ref_vault>(durable("vault-share-a"));
+    auto b = rt.spawn<ref_vault>(durable("vault-share-b"));
+    text_refs shared{rt.put(std::string{"shared"})};
+    REQUIRE(rt.get(a.call(&ref_vault::keep, shared), 20s));
+    REQUIRE(rt.get(b.call(&ref_vault::keep, shared), 20s));
+    CHECK(rt.stats().value().kept_values == 2);
+    REQUIRE(rt.get(a.call(&ref_vault::drop), 20s));
+    REQUIRE(rt.get(a.call(&ref_vault::tick), 20s));
+    CHECK(rt.stats().value().kept_values == 1); // a's copy erased
+    CHECK(rt.get(b.call(&ref_vault::total), 20s).value() == 6);
+    REQUIRE(rt.get(b.call(&ref_vault::drop), 20s));
+    REQUIRE(rt.get(b.call(&ref_vault::tick), 20s));
+    CHECK(rt.stats().value().kept_values == 0);
+  });
+  CHECK(kept_on_disk(dir) == 0);
 }
 
 TEST_CASE("kept values are erased once neither of the actor's two "

@@ -141,3 +141,49 @@ TEST_CASE("a kept value's key starts with its id's prefix and ends with the "
   CHECK(kept_values::key(id(1), "x").rfind(kept_values::prefix(id(12)), 0)
         != 0);
 }
+
+TEST_CASE("a preview plans like a stage and changes nothing") {
+  kept_values k;
+  k.stage("a", 1, ids({1}));
+  auto p = k.preview("a", 2, ids({2})); // against the staged view
+  CHECK(p.put == ids({2}));
+  CHECK(k.preview("a", 3, ids({})).erase == ids({1}));
+  k.commit();
+  CHECK(k.preview("a", 2, ids({1})).put.empty());
+  CHECK(k.size() == 1);
+}
+
+TEST_CASE("the index says whether any actor keeps a value, counting each "
+          "actor once") {
+  kept_values k;
+  CHECK_FALSE(k.kept_anywhere(id(1)));
+  k.stage("a", 1, ids({1}));
+  CHECK_FALSE(k.kept_anywhere(id(1))); // staged only
+  k.stage("b", 1, ids({1, 2}));
+  k.commit();
+  CHECK(k.kept_anywhere(id(1)));
+  k.stage("a", 2, ids({1})); // a lists 1 in both slots: still one actor
+  k.stage("a", 3, ids({}));
+  k.stage("a", 4, ids({}));
+  k.commit();
+  CHECK(k.kept_anywhere(id(1))); // b still keeps it
+  k.forget("b");
+  CHECK_FALSE(k.kept_anywhere(id(1)));
+  CHECK_FALSE(k.kept_anywhere(id(2)));
+  CHECK(k.size() == 0);
+}
+
+TEST_CASE("forgetting an actor and loading its checkpoints again replaces "
+          "what was known") {
+  kept_values k;
+  k.stage("a", 1, ids({1}));
+  k.stage("a", 2, ids({2}));
+  k.commit();
+  k.forget("a");
+  k.loaded("a", 3, ids({3})); // e.g. a write that reached the disk
+  CHECK_FALSE(k.kept("a", id(1)));
+  CHECK_FALSE(k.kept("a", id(2)));
+  CHECK(k.kept("a", id(3)));
+  CHECK(k.kept_anywhere(id(3)));
+  CHECK_FALSE(k.kept_anywhere(id(1)));
+}
