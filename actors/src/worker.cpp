@@ -32,6 +32,8 @@
 #include "dref/store/local_store.hpp"
 #include "dref/store/node_client.hpp"
 
+#include "in_place_buffer.hpp"
+
 namespace dref {
 
 namespace internal {
@@ -155,6 +157,17 @@ public:
       written_ = true;
     else
       writer_.abort();
+  }
+
+  bool seal_in_place(const buffer& x) override {
+    if (written_ || writer_.data() != nullptr)
+      return false; // one result per task
+    auto size = internal::seal_in_place(x, id_);
+    if (!size)
+      return false;
+    written_ = true;
+    size_ = *size;
+    return true;
   }
 
   /// The result is sealed in the node store.
@@ -360,6 +373,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
         return err;
       if (inst.durable.empty()) {
         ref_collect_scope collecting{out_refs};
+        result_sink_scope in_place{sink};
         return invoke_guarded(
           what, [&] { return m.invoke(inst.object.get(), args.data()); });
       }
@@ -704,6 +718,12 @@ caf::actor_system* worker_system() {
 }
 
 } // namespace internal
+
+caf::expected<buffer_writer> make_buffer_writer(size_t size) {
+  if (auto w = internal::current_worker())
+    return internal::make_in_place_writer(*w, size);
+  return internal::make_heap_writer(size);
+}
 
 std::optional<int> run_worker_if_requested() {
   auto text = std::getenv("DREF_WORKER");
