@@ -193,6 +193,32 @@ struct in_place_maker {
   mapping_info last_written() {
     return written;
   }
+  // Keeps the finished buffer and returns it: sealed in place as this
+  // call's result; returned again by `again`: copied into another result.
+  buffer kept;
+  buffer make_kept(int32_t size, int32_t seed) {
+    kept = fill_writer(size, seed, true).finish();
+    return kept;
+  }
+  buffer again() {
+    return kept;
+  }
+  // The permissions of the kept buffer's mapping ("r--s": read-only).
+  std::string kept_perms() {
+    std::ifstream maps{"/proc/self/maps"};
+    std::string line;
+    auto addr = reinterpret_cast<uintptr_t>(kept.data());
+    while (std::getline(maps, line)) {
+      std::istringstream in{line};
+      std::string range, perms;
+      in >> range >> perms;
+      auto dash = range.find('-');
+      if (addr >= std::stoull(range.substr(0, dash), nullptr, 16)
+          && addr < std::stoull(range.substr(dash + 1), nullptr, 16))
+        return perms;
+    }
+    return {};
+  }
   int32_t pid() {
     return static_cast<int32_t>(getpid());
   }
@@ -247,7 +273,8 @@ std::vector<std::string> object_files(const std::string& prefix) {
 DREF_ACTOR(in_place_maker, &in_place_maker::make, &in_place_maker::make_tagged,
            &in_place_maker::make_and_drop, &in_place_maker::make_and_throw,
            &in_place_maker::make_small, &in_place_maker::last_written,
-           &in_place_maker::pid);
+           &in_place_maker::make_kept, &in_place_maker::again,
+           &in_place_maker::kept_perms, &in_place_maker::pid);
 DREF_REMOTE(node_make_big);
 DREF_REMOTE(node_make_tagged);
 DREF_REMOTE(node_where_tagged);
@@ -565,5 +592,40 @@ TEST_CASE("a small buffer_writer in a task and one in the driver use the "
     auto st = rt.stats();
     REQUIRE(st);
     CHECK(st->node_objects == 0);
+  });
+}
+
+TEST_CASE("a buffer filled in place that the task keeps stays readable, "
+          "becomes read-only once sealed, and returned again is copied into "
+          "another result") {
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    auto a = rt.spawn<in_place_maker>();
+    auto expected = make_bytes(4 * mib, 28);
+    {
+      auto first = a.call(&in_place_maker::make_kept, 4 * mib, 28);
+      auto second = a.call(&in_place_maker::again);
+      auto v1 = rt.get(first, 10s);
+      auto v2 = rt.get(second, 10s);
+      REQUIRE(v1);
+      REQUIRE(v2);
+      REQUIRE(v1->size() == expected.size());
+      REQUIRE(v2->size() == expected.size());
+      CHECK(std::memcmp(v1->data(), expected.data(), expected.size()) == 0);
+      CHECK(std::memcmp(v2->data(), expected.data(), expected.size()) == 0);
+      auto m1 = mapping_of(v1->data(), v1->size());
+      auto m2 = mapping_of(v2->data(), v2->size());
+      CHECK(starts_with(m1.path, prefix));
+      CHECK(starts_with(m2.path, prefix));
+      CHECK(m1.inode != m2.inode); // two objects, two segments
+      auto perms = rt.get(a.call(&in_place_maker::kept_perms), 10s);
+      REQUIRE(perms);
+      CHECK(perms->substr(0, 2) == "r-");
+      auto st = rt.stats();
+      REQUIRE(st);
+      CHECK(st->node_objects == 2);
+    }
+    // Both results freed; the actor's kept view keeps its pages, not the
+    // objects: check_no_leaks finds the store empty.
   });
 }

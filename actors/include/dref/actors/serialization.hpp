@@ -221,8 +221,8 @@ struct region_buffer {
 /// node store is sealed as it is (`result_sink::seal_in_place`); else
 /// straight into the current result sink's region when there is one and
 /// `x` is larger than its threshold (then `out` stays empty), else into
-/// `out` (as `to_blob`). A size pass comes
-/// first; refs met during it are not collected (the write collects them).
+/// `out` (as `to_blob`). A size pass comes first; refs met during it are
+/// not collected (the write collects them).
 template <class T>
 caf::error write_value(const T& x, blob& out) {
   if (auto sink = detail::current_result_sink()) {
