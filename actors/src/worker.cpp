@@ -19,6 +19,7 @@
 #include "caf/all.hpp"
 #include "caf/io/middleman.hpp"
 
+#include "in_place_buffer.hpp"
 #include "messages.hpp"
 #include "worker_context.hpp"
 #include "worker_pool.hpp"
@@ -31,8 +32,6 @@
 #include "dref/store/error.hpp"
 #include "dref/store/local_store.hpp"
 #include "dref/store/node_client.hpp"
-
-#include "in_place_buffer.hpp"
 
 namespace dref {
 
