@@ -19,6 +19,7 @@
 #include "caf/all.hpp"
 #include "caf/io/middleman.hpp"
 
+#include "in_place_buffer.hpp"
 #include "messages.hpp"
 #include "worker_context.hpp"
 #include "worker_pool.hpp"
@@ -234,6 +235,17 @@ public:
       writer_.abort();
   }
 
+  bool seal_in_place(const buffer& x) override {
+    if (written_ || writer_.data() != nullptr)
+      return false; // one result per task
+    auto size = internal::seal_in_place(x, id_);
+    if (!size)
+      return false;
+    written_ = true;
+    size_ = *size;
+    return true;
+  }
+
   /// The result is sealed in the node store.
   bool written() const noexcept {
     return written_;
@@ -437,6 +449,7 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
         return err;
       if (inst.durable.empty()) {
         ref_collect_scope collecting{out_refs};
+        result_sink_scope in_place{sink};
         return invoke_guarded(
           what, [&] { return m.invoke(inst.object.get(), args.data()); });
       }
@@ -791,6 +804,12 @@ caf::actor_system* worker_system() {
 }
 
 } // namespace internal
+
+caf::expected<buffer_writer> make_buffer_writer(size_t size) {
+  if (auto w = internal::current_worker())
+    return internal::make_in_place_writer(*w, size);
+  return internal::make_heap_writer(size);
+}
 
 std::optional<int> run_worker_if_requested() {
   auto text = std::getenv("DREF_WORKER");

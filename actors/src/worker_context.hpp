@@ -69,6 +69,17 @@ public:
     return process_;
   }
 
+  /// A fresh id owned by this worker process (also for node-store segments
+  /// that task code fills before the final id of their value is known).
+  object_id new_object_id() noexcept {
+    return object_id{process_, next_seq_++};
+  }
+
+  /// This worker's settings.
+  const config& settings() const noexcept {
+    return cfg_;
+  }
+
   // -- ref_context -------------------------------------------------------------
 
   void add_local_ref(const object_id& id) noexcept override;

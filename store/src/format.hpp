@@ -92,27 +92,30 @@ inline bool decode_header(const unsigned char* in, const char (&magic)[8],
   return true;
 }
 
-/// Transfer protocol, version 1 (one TCP connection, any number of
+/// Transfer protocol, version 2 (one TCP connection, any number of
 /// request/response pairs in sequence):
-///   request  (40 bytes): 0 u32 magic 0x31545244 ("DRT1"), 4 u16 version (1),
+///   request  (40 bytes): 0 u32 magic 0x31545244 ("DRT1"), 4 u16 version (2),
 ///            6 u16 op (1 pull, 2 acquire, 3 stats, 4 release, 5 create,
-///            6 seal, 7 abort, 8 free), 8 u64 owner, 16 u64 seq, 24 u64 argument
-///            (release: generation; create: value size; else 0), 32 u32
-///            element size (create), 36 u8 copy kind (create: 0 primary,
-///            1 secondary), 37 3 zero bytes.
+///            6 seal, 7 abort, 8 free, 9 seal_as), 8 u64 owner, 16 u64 seq,
+///            24 u64 argument (release: generation; create: value size;
+///            else 0), 32 u32 element size (create), 36 u8 copy kind
+///            (create: 0 primary, 1 secondary), 37 3 zero bytes. Only
+///            seal_as has a request body: 16 bytes, u64 owner and u64 seq
+///            of the id to seal the object under.
 ///   response (32 bytes): 0 u32 magic, 4 u16 status (0 ok, else a
 ///            store_errc value), 6 u16 op, 8 u64 body size, 16 u32 element
-///            size, 20 u64 generation (acquire), 28 4 zero bytes; then the
+///            size, 20 u64 generation (acquire, seal_as: of the pin the
+///            connection now holds), 28 4 zero bytes; then the
 ///            body: pull: the value; acquire: the segment's path; create:
 ///            the path of the segment being written; stats: u64 pulls
-///            served, u64 bytes served; release, seal, abort, free:
-///            nothing; any
-///            error: its message text.
+///            served, u64 bytes served; release, seal, seal_as, abort,
+///            free: nothing; any error: its message text.
+/// Version 2 added seal_as (version 1 had ops 1-8).
 /// Pins taken by `acquire` and objects being written after `create` belong
 /// to the connection: when it closes, the server releases the pins and
 /// aborts the unsealed objects.
 constexpr uint32_t wire_magic = 0x31545244;
-constexpr uint16_t wire_version = 1;
+constexpr uint16_t wire_version = 2;
 constexpr size_t wire_request_size = 40;
 constexpr size_t wire_header_size = 32; // responses
 enum class wire_op : uint16_t {
@@ -124,6 +127,7 @@ enum class wire_op : uint16_t {
   seal = 6,
   abort = 7,
   free = 8,
+  seal_as = 9,
 };
 
 } // namespace dref::internal

@@ -475,10 +475,18 @@ void segment_writer::abort() {
 caf::expected<buffer> segment_writer::seal() {
   if (!st_)
     return make_error(store_errc::invalid_argument, "writer already done");
+  return seal_as(st_->id);
+}
+
+caf::expected<buffer> segment_writer::seal_as(const object_id& as) {
+  if (!st_)
+    return make_error(store_errc::invalid_argument, "writer already done");
+  if (!as.valid())
+    return make_error(store_errc::invalid_argument, "invalid object id");
   auto st = std::move(st_);
   auto& s = *st->store;
   internal::object_header h;
-  h.id = st->id;
+  h.id = as;
   h.size = st->size;
   h.elem_size = st->elem_size;
   h.state_or_crc = internal::segment_writing;
@@ -495,6 +503,16 @@ caf::expected<buffer> segment_writer::seal() {
     ::unlink(st->tmp.c_str());
     return make_error(store_errc::not_found,
                       to_string(st->id) + " was freed while being written");
+  }
+  if (as != st->id) {
+    if (s.index.find(as) != nullptr) {
+      ::unlink(st->tmp.c_str());
+      s.index.erase(st->id);
+      return make_error(store_errc::already_exists,
+                        to_string(as) + " is already in store " + s.cfg.name);
+    }
+    s.index.rekey(st->id, as);
+    st->id = as;
   }
   auto path = s.segment_path(st->id);
   if (::rename(st->tmp.c_str(), path.c_str()) != 0) {

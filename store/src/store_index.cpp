@@ -98,6 +98,16 @@ void store_index::seal(const object_id& id) {
   touch(id);
 }
 
+void store_index::rekey(const object_id& from, const object_id& to) {
+  assert(entries_.count(to) == 0);
+  auto i = entries_.find(from);
+  assert(i != entries_.end() && !i->second.sealed);
+  auto e = i->second;
+  entries_.erase(i);
+  *e.lru = to;
+  entries_.emplace(to, e);
+}
+
 void store_index::touch(const object_id& id) {
   auto& e = at(id);
   lru_.splice(lru_.end(), lru_, e.lru);

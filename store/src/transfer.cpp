@@ -360,6 +360,38 @@ struct transfer_server::impl {
           rc = respond(fd, op, 0, 0, nullptr);
           break;
         }
+        case wire_op::seal_as: {
+          // Body: the id to seal under. The connection keeps a pin of the
+          // sealed object (as after an acquire): the writer's mapping
+          // stays valid until it sends `release`.
+          unsigned char body[16];
+          if (recv_all(fd, body, sizeof(body)) != 0)
+            return;
+          object_id as{get_u64(body), get_u64(body + 8)};
+          auto i = ses.writing.find(id);
+          if (i == ses.writing.end()) {
+            respond_error(fd, op,
+                          make_error(store_errc::not_found,
+                                     to_string(id)
+                                       + " is not being written here"));
+            break;
+          }
+          auto w = std::move(i->second);
+          ses.writing.erase(i);
+          auto sealed = w.seal_as(as);
+          if (!sealed) {
+            respond_error(fd, op, sealed.error());
+            break;
+          }
+          auto loc = store->acquire(as); // pinned meanwhile by `sealed`
+          if (!loc) {
+            respond_error(fd, op, loc.error());
+            break;
+          }
+          held.emplace_back(as, loc->generation);
+          rc = respond(fd, op, 0, 0, nullptr, loc->generation);
+          break;
+        }
         case wire_op::free: {
           if (auto err = store->free(id)) {
             respond_error(fd, op, err);
@@ -773,6 +805,61 @@ caf::error node_client::writer::seal() {
   if (!r)
     return std::move(r.error());
   return caf::none;
+}
+
+namespace {
+
+/// A writer's own mapping of a segment it sealed with `seal_as`: unmaps,
+/// then releases the connection's pin.
+struct writer_pin {
+  std::weak_ptr<node_client::impl> client;
+  object_id id;
+  uint64_t generation = 0;
+  std::unique_ptr<internal::mapping> map;
+  ~writer_pin() {
+    map.reset(); // unmap first: the pages may be reused once released
+    if (auto c = client.lock()) {
+      std::lock_guard<std::mutex> guard{c->mtx};
+      --c->held;
+      c->call(wire_op::release, id, generation, nullptr);
+    }
+  }
+};
+
+} // namespace
+
+caf::expected<buffer> node_client::writer::seal_as(const object_id& as) {
+  if (!st_)
+    return make_error(store_errc::invalid_argument, "writer already done");
+  auto& c = *st_->client;
+  uint64_t generation = 0;
+  {
+    std::lock_guard<std::mutex> guard{c.mtx};
+    if (auto err = send_request(c.conn.fd, c.at, wire_op::seal_as, st_->id))
+      return err;
+    unsigned char body[16];
+    put_u64(body, as.owner);
+    put_u64(body + 8, as.seq);
+    if (int rc = send_all(c.conn.fd, body, sizeof(body)))
+      return transfer_error(c.at, "sending request: " + describe(rc));
+    auto r = read_response(c.conn.fd, c.at);
+    if (!r)
+      return std::move(r.error());
+    if (r->size != 0)
+      return transfer_error(c.at, "bad seal_as response");
+    generation = r->generation;
+    ++c.held;
+  }
+  auto st = std::move(st_);
+  // Immutable from now on, also through this process's pointers.
+  ::mprotect(st->map->addr, st->map->length, PROT_READ);
+  auto pin = std::make_shared<writer_pin>();
+  pin->client = st->client;
+  pin->id = as;
+  pin->generation = generation;
+  auto data = st->map->bytes() + internal::header_size;
+  pin->map = std::move(st->map);
+  return buffer{data, st->size, 0, std::move(pin)};
 }
 
 caf::error node_client::free(const object_id& id) {

@@ -140,6 +140,95 @@ mapping_info node_get_where(ref<buffer> r) {
   return mapping_of(v->data(), v->size());
 }
 
+// -- tasks that fill their bytes in place (buffer_writer) ---------------------
+
+// Fills `size` bytes made with make_buffer_writer with pattern `seed`; fails
+// (throws) unless they lie in the node store as `in_node` says.
+buffer_writer fill_writer(int32_t size, int32_t seed, bool in_node) {
+  auto w = make_buffer_writer(static_cast<size_t>(size));
+  if (!w)
+    throw std::runtime_error("make_buffer_writer failed: "
+                             + caf::to_string(w.error()));
+  if (w->in_node_store() != in_node)
+    throw std::runtime_error(in_node ? "writer not in the node store"
+                                     : "writer unexpectedly in the node store");
+  if (w->size() != static_cast<size_t>(size))
+    throw std::runtime_error("writer of the wrong size");
+  for (size_t i = 0; i < w->size(); ++i)
+    w->data()[i] = pattern(seed, i);
+  return std::move(*w);
+}
+
+// An actor per worker that makes values in place and remembers where the
+// last one was written (the writer's own mapping, before the seal).
+struct in_place_maker {
+  mapping_info written;
+  buffer make(int32_t size, int32_t seed) {
+    auto w = fill_writer(size, seed, true);
+    written = mapping_of(w.data(), w.size());
+    return std::move(w).finish();
+  }
+  // The same buffer returned inside another value: serialized (one copy).
+  tagged_buffer make_tagged(int32_t size, int32_t seed) {
+    auto w = fill_writer(size, seed, true);
+    return tagged_buffer{static_cast<int32_t>(getpid()),
+                         std::move(w).finish()};
+  }
+  // Fills a segment, then drops it.
+  int64_t make_and_drop(int32_t size, int32_t seed) {
+    auto w = fill_writer(size, seed, true);
+    auto b = std::move(w).finish();
+    return static_cast<int64_t>(b.size());
+  }
+  // Fills a segment, then throws.
+  buffer make_and_throw(int32_t size, int32_t seed) {
+    auto b = fill_writer(size, seed, true).finish();
+    throw std::runtime_error("failed after filling " + std::to_string(b.size())
+                             + " bytes");
+  }
+  // At or below the inline limit: heap bytes, the result travels inline.
+  buffer make_small(int32_t size, int32_t seed) {
+    return fill_writer(size, seed, false).finish();
+  }
+  mapping_info last_written() {
+    return written;
+  }
+  // Keeps the finished buffer and returns it: sealed in place as this
+  // call's result; returned again by `again`: copied into another result.
+  buffer kept;
+  buffer make_kept(int32_t size, int32_t seed) {
+    kept = fill_writer(size, seed, true).finish();
+    return kept;
+  }
+  buffer again() {
+    return kept;
+  }
+  // The permissions of the kept buffer's mapping ("r--s": read-only).
+  std::string kept_perms() {
+    std::ifstream maps{"/proc/self/maps"};
+    std::string line;
+    auto addr = reinterpret_cast<uintptr_t>(kept.data());
+    while (std::getline(maps, line)) {
+      std::istringstream in{line};
+      std::string range, perms;
+      in >> range >> perms;
+      auto dash = range.find('-');
+      if (addr >= std::stoull(range.substr(0, dash), nullptr, 16)
+          && addr < std::stoull(range.substr(dash + 1), nullptr, 16))
+        return perms;
+    }
+    return {};
+  }
+  int32_t pid() {
+    return static_cast<int32_t>(getpid());
+  }
+};
+
+// The names of the files of the store at `prefix` other than its lock file
+// and the segments it keeps for reuse: the objects' segments (sealed or
+// being written) and spill files.
+std::vector<std::string> object_files(const std::string& prefix);
+
 bool exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
@@ -171,8 +260,21 @@ bool starts_with(const std::string& s, const std::string& prefix) {
   return !prefix.empty() && s.compare(0, prefix.size(), prefix) == 0;
 }
 
+std::vector<std::string> object_files(const std::string& prefix) {
+  std::vector<std::string> result;
+  for (auto& path : files_with_prefix(prefix))
+    if (path != prefix + "lock" && !starts_with(path, prefix + "pool."))
+      result.push_back(path);
+  return result;
+}
+
 } // namespace
 
+DREF_ACTOR(in_place_maker, &in_place_maker::make, &in_place_maker::make_tagged,
+           &in_place_maker::make_and_drop, &in_place_maker::make_and_throw,
+           &in_place_maker::make_small, &in_place_maker::last_written,
+           &in_place_maker::make_kept, &in_place_maker::again,
+           &in_place_maker::kept_perms, &in_place_maker::pid);
 DREF_REMOTE(node_make_big);
 DREF_REMOTE(node_make_tagged);
 DREF_REMOTE(node_where_tagged);
@@ -355,5 +457,175 @@ TEST_CASE("values beyond the node store's capacity spill to disk and read "
       CHECK(m->sum == checksum(expected.data(), expected.size()));
       CHECK(starts_with(m->path, rt.node_store_prefix()));
     }
+  });
+}
+
+// -- values filled in place (buffer_writer) -------------------------------------
+
+TEST_CASE("a buffer a task fills in place becomes its result without a copy: "
+          "the reader on another worker maps the very segment the writer "
+          "filled") {
+  // Worker A's actor fills 8 MiB in a node-store segment and returns the
+  // buffer; worker B's actor takes the ref as an argument. Both report the
+  // file behind the bytes (A: its writable mapping before the seal; B: its
+  // read-only mapping): the same inode, one object in the store, and the
+  // bytes as written.
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    REQUIRE_FALSE(prefix.empty());
+    auto a = rt.spawn<in_place_maker>();
+    auto b = rt.spawn<node_prober>();
+    auto pa = rt.get(a.call(&in_place_maker::pid), 10s);
+    auto pb = rt.get(b.call(&node_prober::pid), 10s);
+    REQUIRE(pa);
+    REQUIRE(pb);
+    REQUIRE(*pa != *pb);
+    auto big = a.call(&in_place_maker::make, 8 * mib, 21);
+    auto mb = rt.get(b.call(&node_prober::probe, big), 10s);
+    REQUIRE(mb);
+    auto wa = rt.get(a.call(&in_place_maker::last_written), 10s);
+    REQUIRE(wa);
+    INFO("writer " << wa->pid << " wrote " << wa->path << ", reader "
+                   << mb->pid << " maps " << mb->path);
+    CHECK(wa->pid == *pa);
+    CHECK(mb->pid == *pb);
+    CHECK(starts_with(wa->path, prefix)); // the writer wrote into the store
+    CHECK(starts_with(mb->path, prefix));
+    CHECK(wa->inode != 0);
+    CHECK(mb->dev == wa->dev);
+    CHECK(mb->inode == wa->inode); // the same file: nobody copied
+    CHECK(mb->inode == inode_of(mb->path));
+    auto expected = make_bytes(8 * mib, 21);
+    CHECK(mb->size == expected.size());
+    CHECK(mb->sum == checksum(expected.data(), expected.size()));
+    // Byte for byte, read by the driver in place.
+    auto v = rt.get(big, 10s);
+    REQUIRE(v);
+    REQUIRE(v->size() == expected.size());
+    CHECK(std::memcmp(v->data(), expected.data(), expected.size()) == 0);
+    CHECK(starts_with(mapping_of(v->data(), v->size()).path, prefix));
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 1); // no second segment, no leftover one
+    for (auto& w : st->workers)
+      CHECK(w.bytes < 1000);
+  });
+}
+
+TEST_CASE("a buffer filled in place and dropped, or followed by a throw, "
+          "leaves no segment in shared memory") {
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    REQUIRE_FALSE(prefix.empty());
+    auto a = rt.spawn<in_place_maker>();
+    auto dropped = rt.get(a.call(&in_place_maker::make_and_drop, 4 * mib, 22),
+                          10s);
+    REQUIRE(dropped);
+    CHECK(*dropped == 4 * mib);
+    // The task ended after the abort: nothing in the store, no file.
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 0);
+    CHECK(st->node_bytes == 0);
+    CHECK(object_files(prefix).empty());
+    auto thrown = rt.get(a.call(&in_place_maker::make_and_throw, 4 * mib, 23),
+                         10s);
+    REQUIRE_FALSE(thrown);
+    CHECK(test::is(thrown.error(), actors_errc::task_failed));
+    st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 0);
+    CHECK(st->node_bytes == 0);
+    CHECK(object_files(prefix).empty());
+    // The store still works: a value made in place afterwards reads back.
+    auto v = rt.get(a.call(&in_place_maker::make, 4 * mib, 24), 10s);
+    REQUIRE(v);
+    auto expected = make_bytes(4 * mib, 24);
+    REQUIRE(v->size() == expected.size());
+    CHECK(std::memcmp(v->data(), expected.data(), expected.size()) == 0);
+  });
+}
+
+TEST_CASE("a buffer filled in place and returned inside another value is "
+          "copied once and its segment given up") {
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    auto a = rt.spawn<in_place_maker>();
+    auto t = a.call(&in_place_maker::make_tagged, 4 * mib, 25);
+    auto v = rt.get(t, 10s);
+    REQUIRE(v);
+    auto expected = make_bytes(4 * mib, 25);
+    REQUIRE(v->data.size() == expected.size());
+    CHECK(std::memcmp(v->data.data(), expected.data(), expected.size()) == 0);
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 1); // the result; the filled segment is gone
+    CHECK(object_files(prefix).size() == 1);
+  });
+}
+
+TEST_CASE("a small buffer_writer in a task and one in the driver use the "
+          "heap and behave the same") {
+  test::with_cluster([](runtime& rt) {
+    auto a = rt.spawn<in_place_maker>();
+    auto small = rt.get(a.call(&in_place_maker::make_small, 1000, 26), 10s);
+    REQUIRE(small);
+    auto expected = make_bytes(1000, 26);
+    REQUIRE(small->size() == expected.size());
+    CHECK(std::memcmp(small->data(), expected.data(), expected.size()) == 0);
+    // In the driver: heap bytes of any size, put like any buffer.
+    auto w = make_buffer_writer(2 * mib);
+    REQUIRE(w);
+    CHECK_FALSE(w->in_node_store());
+    REQUIRE(w->size() == size_t{2} * mib);
+    auto big = make_bytes(2 * mib, 27);
+    std::memcpy(w->data(), big.data(), big.size());
+    auto data = w->data();
+    auto b = std::move(*w).finish();
+    CHECK(b.data() == data); // no copy
+    CHECK(w->data() == nullptr);
+    auto r = rt.put(b);
+    auto v = rt.get(r, 10s);
+    REQUIRE(v);
+    REQUIRE(v->size() == big.size());
+    CHECK(std::memcmp(v->data(), big.data(), big.size()) == 0);
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 0);
+  });
+}
+
+TEST_CASE("a buffer filled in place that the task keeps stays readable, "
+          "becomes read-only once sealed, and returned again is copied into "
+          "another result") {
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    auto a = rt.spawn<in_place_maker>();
+    auto expected = make_bytes(4 * mib, 28);
+    {
+      auto first = a.call(&in_place_maker::make_kept, 4 * mib, 28);
+      auto second = a.call(&in_place_maker::again);
+      auto v1 = rt.get(first, 10s);
+      auto v2 = rt.get(second, 10s);
+      REQUIRE(v1);
+      REQUIRE(v2);
+      REQUIRE(v1->size() == expected.size());
+      REQUIRE(v2->size() == expected.size());
+      CHECK(std::memcmp(v1->data(), expected.data(), expected.size()) == 0);
+      CHECK(std::memcmp(v2->data(), expected.data(), expected.size()) == 0);
+      auto m1 = mapping_of(v1->data(), v1->size());
+      auto m2 = mapping_of(v2->data(), v2->size());
+      CHECK(starts_with(m1.path, prefix));
+      CHECK(starts_with(m2.path, prefix));
+      CHECK(m1.inode != m2.inode); // two objects, two segments
+      auto perms = rt.get(a.call(&in_place_maker::kept_perms), 10s);
+      REQUIRE(perms);
+      CHECK(perms->substr(0, 2) == "r-");
+      auto st = rt.stats();
+      REQUIRE(st);
+      CHECK(st->node_objects == 2);
+    }
+    // Both results freed; the actor's kept view keeps its pages, not the
+    // objects: check_no_leaks finds the store empty.
   });
 }

@@ -12,7 +12,9 @@
 
 #include "dref/store/buffer.hpp"
 #include "dref/store/error.hpp"
+#include "dref/store/node_client.hpp"
 #include "dref/store/node_store.hpp"
+#include "dref/store/transfer_server.hpp"
 
 #include "store_test_util.hpp"
 
@@ -329,4 +331,70 @@ TEST_CASE("an acquire pins like a buffer until it is released") {
   auto put = f.store->put(oid(2), b.data(), b.size());
   REQUIRE_MESSAGE(put, describe(put ? caf::error{} : put.error()));
   CHECK_FALSE(f.store->contains(oid(1)));
+}
+
+TEST_CASE("a segment sealed under another id is read under that id only, and "
+          "an id already in the store refuses it") {
+  store_fixture f{64 * mib};
+  auto w = f.store->create(oid(1), 2 * mib);
+  REQUIRE(w);
+  auto v = pattern(7, 2 * mib);
+  std::memcpy(w->data(), v.data(), v.size());
+  auto sealed = w->seal_as(oid(2));
+  REQUIRE(sealed);
+  CHECK_FALSE(f.store->contains(oid(1)));
+  CHECK(f.store->contains(oid(2)));
+  CHECK(exists(f.store->segment_path(oid(2))));
+  CHECK_FALSE(exists(f.store->segment_path(oid(1))));
+  auto got = f.store->get(oid(2));
+  REQUIRE(got);
+  CHECK(got->data() == sealed->data()); // the same mapping
+  CHECK(std::memcmp(got->data(), v.data(), v.size()) == 0);
+  CHECK(f.store->stats().objects == 1);
+  // Sealing as an id the store holds aborts the object.
+  auto w2 = f.store->create(oid(3), mib);
+  REQUIRE(w2);
+  auto refused = w2->seal_as(oid(2));
+  REQUIRE_FALSE(refused);
+  CHECK(store_code(refused.error()) == code(store_errc::already_exists));
+  CHECK_FALSE(f.store->contains(oid(3)));
+  CHECK(f.store->stats().objects == 1);
+  CHECK(f.store->stats().memory_bytes == 2 * mib);
+}
+
+TEST_CASE("a node_client writer sealing under another id keeps its own "
+          "mapping as a read-only, pinned view of the sealed value") {
+  store_fixture f{64 * mib};
+  auto server = transfer_server::start(*f.store);
+  REQUIRE(server);
+  auto client = node_client::connect(
+    store_endpoint{"127.0.0.1", (*server)->port()});
+  REQUIRE(client);
+  auto w = client->create(oid(10), 3 * mib);
+  REQUIRE(w);
+  auto v = pattern(8, 3 * mib);
+  std::memcpy(w->data(), v.data(), v.size());
+  auto data = w->data();
+  CHECK(perms_of(data).substr(0, 2) == "rw");
+  auto b = w->seal_as(oid(11));
+  REQUIRE(b);
+  CHECK(w->data() == nullptr);
+  CHECK(b->data() == data); // nothing copied, nothing remapped
+  CHECK(b->size() == 3 * mib);
+  CHECK(perms_of(data).substr(0, 2) == "r-");
+  CHECK(client->held() == 1);
+  CHECK_FALSE(f.store->contains(oid(10)));
+  auto got = f.store->get(oid(11));
+  REQUIRE(got);
+  CHECK(std::memcmp(got->data(), v.data(), v.size()) == 0);
+  got = buffer{};
+  // Pinned for this client: freeing unlinks the segment but never hands
+  // its pages to another object while the view lives.
+  REQUIRE_FALSE(f.store->free(oid(11)));
+  CHECK(f.store->stats().pooled == 0);
+  CHECK(std::memcmp(b->data(), v.data(), v.size()) == 0);
+  b = buffer{};
+  CHECK(client->held() == 0);
+  CHECK(f.shm_files_but_pool().size() == 1); // only the lock file
+  server->reset();
 }

@@ -186,3 +186,27 @@ TEST_CASE("touch moves an object to the most recently used end") {
   ix.touch(oid(1));
   CHECK(ix.lru_order() == std::vector<object_id>{oid(2), oid(3), oid(1)});
 }
+
+TEST_CASE("an object being written can take another id and keeps its size, "
+          "pin, generation and place in the LRU order") {
+  store_index ix{100};
+  add(ix, 1, 10);
+  auto gen = ix.insert(oid(2), 20, copy_kind::primary);
+  add(ix, 3, 30);
+  ix.rekey(oid(2), oid(9));
+  CHECK(ix.find(oid(2)) == nullptr);
+  auto e = ix.find(oid(9));
+  REQUIRE(e != nullptr);
+  CHECK(e->size == 20);
+  CHECK(e->pins == 1);
+  CHECK_FALSE(e->sealed);
+  CHECK(e->generation == gen);
+  CHECK(ix.memory_used() == 60);
+  CHECK(ix.count() == 3);
+  CHECK(ix.lru_order() == std::vector<object_id>{oid(1), oid(9), oid(3)});
+  ix.seal(oid(9));
+  CHECK(ix.find(oid(9))->pins == 0);
+  ix.erase(oid(9));
+  CHECK(ix.memory_used() == 40);
+  CHECK(ix.lru_order() == std::vector<object_id>{oid(1), oid(3)});
+}

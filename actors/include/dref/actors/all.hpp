@@ -1,6 +1,7 @@
 #pragma once
 
 // Everything a dref program needs.
+#include "dref/actors/buffer_writer.hpp"
 #include "dref/actors/config.hpp"
 #include "dref/actors/error.hpp"
 #include "dref/actors/registry.hpp"

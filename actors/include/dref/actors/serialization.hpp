@@ -152,6 +152,13 @@ public:
   /// The region holds the whole value now (or, with `ok == false`, the
   /// value could not be written: the region is given up).
   virtual void close(bool ok) = 0;
+  /// Offered a result that is a `dref::buffer` before anything else: true
+  /// if its bytes are a node-store segment that task code filled in place
+  /// (`buffer_writer`) and the sink sealed that segment as the result (no
+  /// copy; nothing else is written); false to serialize it as usual.
+  virtual bool seal_in_place(const buffer&) {
+    return false;
+  }
 };
 
 /// Makes `sink` the current result sink of this thread while alive.
@@ -210,13 +217,18 @@ struct region_buffer {
 
 } // namespace detail
 
-/// Serializes a task's result `x`: straight into the current result sink's
-/// region when there is one and `x` is larger than its threshold (then
-/// `out` stays empty), else into `out` (as `to_blob`). A size pass comes
-/// first; refs met during it are not collected (the write collects them).
+/// Serializes a task's result `x`: a `dref::buffer` filled in place in the
+/// node store is sealed as it is (`result_sink::seal_in_place`); else
+/// straight into the current result sink's region when there is one and
+/// `x` is larger than its threshold (then `out` stays empty), else into
+/// `out` (as `to_blob`). A size pass comes first; refs met during it are
+/// not collected (the write collects them).
 template <class T>
 caf::error write_value(const T& x, blob& out) {
   if (auto sink = detail::current_result_sink()) {
+    if constexpr (std::is_same_v<T, buffer>)
+      if (sink->seal_in_place(x))
+        return caf::none; // filled in place by the task: sealed, no copy
     size_t size = 0;
     {
       std::vector<ref_base> ignored;

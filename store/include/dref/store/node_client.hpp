@@ -61,6 +61,16 @@ public:
     /// Unmaps and seals. Errors as `segment_writer::seal`, or
     /// `transfer_failed` (connection lost: the store aborts the object).
     caf::error seal();
+    /// Seals the object under the id `as` (which need not be the id it was
+    /// created with) and keeps this process's mapping, made read-only, as
+    /// the returned buffer: no byte is copied and nothing is unmapped, so
+    /// pointers into `data()` stay valid (read-only) for as long as the
+    /// buffer or a copy of it lives. The store pins the object for this
+    /// connection until the last copy goes (then the mapping goes and a
+    /// `release` is sent). Errors as `seal`, or `already_exists` (`as` is
+    /// in the store); after an error the object is gone from the store
+    /// but the mapping stays until this writer is dropped.
+    caf::expected<buffer> seal_as(const object_id& as);
     void abort();
     struct state;
     explicit writer(std::unique_ptr<state> st);

@@ -99,6 +99,14 @@ public:
   /// object was freed meanwhile, `io_error` if the rename failed.
   caf::expected<buffer> seal();
 
+  /// Seals the object under the id `as` instead of the one it was created
+  /// with (for a writer that filled the segment before the value's final id
+  /// was known, `node_client::writer::seal_as`): the index entry and the
+  /// header take `as`, the segment gets `as`'s final name. Fails as `seal`,
+  /// or with `already_exists` if `as` is in the store (the object is then
+  /// aborted).
+  caf::expected<buffer> seal_as(const object_id& as);
+
   /// Gives up the object (as the destructor does).
   void abort();
 

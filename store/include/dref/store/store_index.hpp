@@ -100,6 +100,13 @@ public:
   /// The writer is done: the object becomes readable. Drops the writer's pin.
   void seal(const object_id& id);
 
+  /// Renames an object being written from `from` to `to`, keeping
+  /// everything else (size, pins, generation, LRU position): a writer that
+  /// filled a segment before the object's final id was known seals it
+  /// under that id (`segment_writer::seal_as`).
+  /// @pre `find(from)` is unsealed and `find(to) == nullptr`.
+  void rekey(const object_id& from, const object_id& to);
+
   /// Marks `id` as most recently used.
   void touch(const object_id& id);
 
