@@ -820,10 +820,20 @@ ref_base runtime_impl::put_blob(blob value, const void* call_site,
                                    "a value holds a ref owned by another "
                                    "runtime"));
   auto id = make_id();
+  // Above the inline limit the value is sealed once in the node store (a
+  // full store keeps it here instead): tasks read it there in place.
+  bool in_node = false;
+  auto size = value.size();
+  if (size > cfg_.inline_limit)
+    if (auto store = node())
+      in_node = static_cast<bool>(store->put(id, value.data(), size));
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    table_.add_ready(id, std::make_shared<const blob>(std::move(value)),
-                     call_site);
+    if (in_node)
+      table_.add_ready_at(id, size, node_location, call_site);
+    else
+      table_.add_ready(id, std::make_shared<const blob>(std::move(value)),
+                       call_site);
     if (!refs.empty()) {
       // Nested refs: the object holds one local ref per ref inside it,
       // taken over from the copies collected while serializing.
@@ -869,11 +879,15 @@ void runtime_impl::apply(dispatch_result& res,
           drop_borrow(d.id);
       }
     }
-  // A ref argument whose value the owner holds travels inline: the refs
-  // inside that value travel along (the worker borrows them).
+  // A ref argument whose value the owner holds travels inline, one in the
+  // node store or at a worker is read there: either way the refs inside
+  // that value travel along, and the worker borrows them before the task
+  // runs (a read from the node store would otherwise adopt them only
+  // later, and a ref the task keeps could be freed meanwhile).
   for (auto& [w, t] : res.sends)
     for (auto& arg : t.args)
-      if (arg.kind == 0 && arg.ref.valid() && arg.contained.empty())
+      if (((arg.kind == 0 && arg.ref.valid()) || arg.kind == 1)
+          && arg.contained.empty())
         arg.contained = contained_of(arg.ref);
   if (!res.sends.empty()) {
     if (outbox_.empty())

@@ -326,6 +326,10 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
       args.push_back(byte_view{arg.value.data(), arg.value.size()});
       continue;
     }
+    // The refs inside the value (sent along by the owner): borrowed
+    // before the task runs, like those of an inline value.
+    if (auto err = st.refs->hold(arg.contained, held))
+      return err;
     caf::expected<buffer> value{caf::error{}};
     if (arg.kind == 2 && arg.ref.owner != st.refs->process()) {
       // Owned by another process (borrowed by the submitter): its owner

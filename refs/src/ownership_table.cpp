@@ -49,6 +49,14 @@ void ownership_table::add_ready(const object_id& id,
   e.value = std::move(value);
 }
 
+void ownership_table::add_ready_at(const object_id& id, uint64_t size,
+                                   worker_id where, const void* call_site) {
+  add_ready(id, nullptr, call_site);
+  auto& e = entries_.find(id)->second;
+  e.size = size;
+  e.locations.push_back(where);
+}
+
 bool ownership_table::add_local_ref(const object_id& id) {
   auto i = entries_.find(id);
   if (i == entries_.end())

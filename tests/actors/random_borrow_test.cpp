@@ -37,8 +37,12 @@ int_refs rb_nest(int_refs xs) {
 // Sum of the values of the refs (the worker borrows and reads them).
 int64_t rb_sum(int_refs xs) {
   int64_t sum = 0;
-  for (auto& x : xs)
-    sum += dref::get(x).value();
+  for (auto& x : xs) {
+    auto v = dref::get(x);
+    if (!v) // a failed get ends the task with its error (never UB)
+      throw std::runtime_error(caf::to_string(v.error()));
+    sum += *v;
+  }
   return sum;
 }
 

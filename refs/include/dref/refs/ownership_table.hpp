@@ -105,6 +105,13 @@ public:
   void add_ready(const object_id& id, std::shared_ptr<const blob> value,
                  const void* call_site = nullptr);
 
+  /// Adds an object whose value of `size` bytes is held at `where` only
+  /// (e.g. `node_location`: a `put` sealed in the node store): state
+  /// ready, one local ref, no owner copy.
+  /// @pre `id` is not in the table.
+  void add_ready_at(const object_id& id, uint64_t size, worker_id where,
+                    const void* call_site = nullptr);
+
   /// Counts one more local ref. Returns false if `id` is unknown.
   bool add_local_ref(const object_id& id);
 
