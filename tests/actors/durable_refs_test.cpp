@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -61,11 +62,20 @@ std::string make_large(int32_t kib) {
   return std::string(static_cast<size_t>(kib) * 1024, 'L');
 }
 
+// The value of `r` in a task; a failed get ends the task with its error.
+template <class T>
+T get_or_throw(const ref<T>& r) {
+  auto v = dref::get(r, 20s);
+  if (!v)
+    throw std::runtime_error(caf::to_string(v.error()));
+  return std::move(*v);
+}
+
 // Reads every ref (a task on some worker) and sums the lengths.
 int64_t sum_lengths(text_refs refs) {
   int64_t n = 0;
   for (auto& r : refs)
-    n += static_cast<int64_t>(dref::get(r, 20s).value().size());
+    n += static_cast<int64_t>(get_or_throw(r).size());
   return n;
 }
 
@@ -99,7 +109,7 @@ public:
   int64_t total() const {
     auto n = sum_lengths(kept_);
     for (auto& r : nested_)
-      n += sum_lengths(dref::get(r, 20s).value());
+      n += sum_lengths(get_or_throw(r));
     return n;
   }
   int32_t pid() const {
