@@ -255,6 +255,19 @@ struct transfer_server::impl {
     std::unordered_map<object_id, segment_writer> writing;
   };
 
+  // Removes the writer of `id` from the session (for seal, seal_as,
+  // abort); `not_found` if this connection is not writing `id`.
+  static caf::expected<segment_writer> take_writer(session& ses,
+                                                   const object_id& id) {
+    auto i = ses.writing.find(id);
+    if (i == ses.writing.end())
+      return make_error(store_errc::not_found,
+                        to_string(id) + " is not being written here");
+    auto w = std::move(i->second);
+    ses.writing.erase(i);
+    return w;
+  }
+
   void serve(int fd) {
     set_timeouts(fd, std::chrono::minutes{10});
     session ses;
@@ -337,16 +350,12 @@ struct transfer_server::impl {
         }
         case wire_op::seal:
         case wire_op::abort: {
-          auto i = ses.writing.find(id);
-          if (i == ses.writing.end()) {
-            respond_error(fd, op,
-                          make_error(store_errc::not_found,
-                                     to_string(id)
-                                       + " is not being written here"));
+          auto taken = take_writer(ses, id);
+          if (!taken) {
+            respond_error(fd, op, std::move(taken.error()));
             break;
           }
-          auto w = std::move(i->second);
-          ses.writing.erase(i);
+          auto w = std::move(*taken);
           if (op == wire_op::abort) {
             w.abort();
             rc = respond(fd, op, 0, 0, nullptr);
@@ -368,16 +377,12 @@ struct transfer_server::impl {
           if (recv_all(fd, body, sizeof(body)) != 0)
             return;
           object_id as{get_u64(body), get_u64(body + 8)};
-          auto i = ses.writing.find(id);
-          if (i == ses.writing.end()) {
-            respond_error(fd, op,
-                          make_error(store_errc::not_found,
-                                     to_string(id)
-                                       + " is not being written here"));
+          auto taken = take_writer(ses, id);
+          if (!taken) {
+            respond_error(fd, op, std::move(taken.error()));
             break;
           }
-          auto w = std::move(i->second);
-          ses.writing.erase(i);
+          auto w = std::move(*taken);
           auto sealed = w.seal_as(as);
           if (!sealed) {
             respond_error(fd, op, sealed.error());
