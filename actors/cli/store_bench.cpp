@@ -282,8 +282,10 @@ void run_store_bench(const bench_options& opts, const emit_fn& emit) {
   }
   double transfer = 0;
   double transfer_cold = 0;
+  uint32_t streams = 0;
   {
     transfer_client client{store};
+    streams = client.streams();
     for (size_t i = 0; i <= repeat; ++i) {
       if (i > 0)
         store.free(rid);
@@ -315,6 +317,7 @@ void run_store_bench(const bench_options& opts, const emit_fn& emit) {
   emit("memcpy_large_vs_get_large_same_node", memcpy_large / get_us, "ratio");
   emit("transfer_gbps", transfer, "GB/s");
   emit("transfer_cold_gbps", transfer_cold, "GB/s");
+  emit("transfer_streams", streams, "streams");
   emit("transfer_vs_tcp_stream", transfer / tcp, "ratio");
   emit("caf_chunked_gbps", caf_gbps, "GB/s");
 }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "dref/refs/object_id.hpp"
 
@@ -92,30 +93,36 @@ inline bool decode_header(const unsigned char* in, const char (&magic)[8],
   return true;
 }
 
-/// Transfer protocol, version 2 (one TCP connection, any number of
+/// Transfer protocol, version 3 (one TCP connection, any number of
 /// request/response pairs in sequence):
-///   request  (40 bytes): 0 u32 magic 0x31545244 ("DRT1"), 4 u16 version (2),
+///   request  (40 bytes): 0 u32 magic 0x31545244 ("DRT1"), 4 u16 version (3),
 ///            6 u16 op (1 pull, 2 acquire, 3 stats, 4 release, 5 create,
-///            6 seal, 7 abort, 8 free, 9 seal_as), 8 u64 owner, 16 u64 seq,
-///            24 u64 argument (release: generation; create: value size;
-///            else 0), 32 u32 element size (create), 36 u8 copy kind
-///            (create: 0 primary, 1 secondary), 37 3 zero bytes. Only
-///            seal_as has a request body: 16 bytes, u64 owner and u64 seq
-///            of the id to seal the object under.
+///            6 seal, 7 abort, 8 free, 9 seal_as, 10 pull_stripe), 8 u64
+///            owner, 16 u64 seq, 24 u64 argument (release: generation;
+///            create: value size; pull_stripe: u32 stripe index at 24 and
+///            u32 requested stripe count at 28; else 0), 32 u32 element
+///            size (create), 36 u8 copy kind (create: 0 primary, 1
+///            secondary), 37 3 zero bytes. Only seal_as has a request body:
+///            16 bytes, u64 owner and u64 seq of the id to seal the object
+///            under.
 ///   response (32 bytes): 0 u32 magic, 4 u16 status (0 ok, else a
 ///            store_errc value), 6 u16 op, 8 u64 body size, 16 u32 element
 ///            size, 20 u64 generation (acquire, seal_as: of the pin the
-///            connection now holds), 28 4 zero bytes; then the
-///            body: pull: the value; acquire: the segment's path; create:
-///            the path of the segment being written; stats: u64 pulls
-///            served, u64 bytes served; release, seal, seal_as, abort,
-///            free: nothing; any error: its message text.
-/// Version 2 added seal_as (version 1 had ops 1-8).
+///            connection now holds; pull_stripe: the whole value's size),
+///            28 u32 (pull_stripe: the stripe count the server chose, see
+///            `stripe_count`; else 0); then the body: pull: the value;
+///            pull_stripe: the stripe's bytes (`stripe_range`); acquire:
+///            the segment's path; create: the path of the segment being
+///            written; stats: u64 pulls served, u64 bytes served; release,
+///            seal, seal_as, abort, free: nothing; any error: its message
+///            text.
+/// Version 3 added pull_stripe; version 2 added seal_as (version 1 had ops
+/// 1-8).
 /// Pins taken by `acquire` and objects being written after `create` belong
 /// to the connection: when it closes, the server releases the pins and
 /// aborts the unsealed objects.
 constexpr uint32_t wire_magic = 0x31545244;
-constexpr uint16_t wire_version = 2;
+constexpr uint16_t wire_version = 3;
 constexpr size_t wire_request_size = 40;
 constexpr size_t wire_header_size = 32; // responses
 enum class wire_op : uint16_t {
@@ -128,6 +135,41 @@ enum class wire_op : uint16_t {
   abort = 7,
   free = 8,
   seal_as = 9,
+  pull_stripe = 10,
 };
+
+/// Striped pulls (op pull_stripe): a value is cut into `count` stripes,
+/// each sent on its own connection, so that the copies out of and into
+/// the sockets of both ends run on several cores at once. The server
+/// chooses the count from the value's size and the count the client asks
+/// for; the client reads it from the response to stripe 0 and asks for
+/// stripes 1.. with the same requested count (the choice is a pure
+/// function of both, so every connection agrees).
+constexpr uint64_t min_stripe_bytes = uint64_t{2} << 20;
+constexpr uint32_t max_stripes = 16;
+
+inline uint32_t stripe_count(uint64_t size, uint32_t requested) {
+  uint64_t n = requested == 0 ? 1 : requested;
+  if (n > max_stripes)
+    n = max_stripes;
+  uint64_t by_size = size / min_stripe_bytes;
+  if (by_size < 1)
+    by_size = 1;
+  return static_cast<uint32_t>(n < by_size ? n : by_size);
+}
+
+/// Byte range [first, second) of stripe `index` of `count` (index <
+/// count); stripes after the first start on a 4 KiB multiple.
+inline std::pair<uint64_t, uint64_t>
+stripe_range(uint64_t size, uint32_t count, uint32_t index) {
+  auto bound = [&](uint32_t i) -> uint64_t {
+    if (i == 0)
+      return 0;
+    if (i >= count)
+      return size;
+    return (size / count * i) & ~uint64_t{4095};
+  };
+  return {bound(index), bound(index + 1)};
+}
 
 } // namespace dref::internal

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <list>
+#include <system_error>
 #include <thread>
 
 #include "caf/message.hpp"
@@ -148,7 +149,8 @@ struct response {
   uint16_t status = 0;
   uint64_t size = 0;
   uint32_t elem_size = 0;
-  uint64_t generation = 0;
+  uint64_t generation = 0; // pull_stripe: the whole value's size
+  uint32_t stripes = 0;    // pull_stripe: the server's stripe count
 };
 
 caf::error send_request(int fd, const store_endpoint& at, wire_op op,
@@ -183,6 +185,7 @@ caf::expected<response> read_response(int fd, const store_endpoint& at) {
   r.size = get_u64(hdr + 8);
   r.elem_size = get_u32(hdr + 16);
   r.generation = get_u64(hdr + 20);
+  r.stripes = get_u32(hdr + 28);
   if (r.status != 0) {
     std::string text(std::min<uint64_t>(r.size, 4096), '\0');
     if (int rc = recv_all(fd, text.data(), text.size()))
@@ -205,6 +208,7 @@ struct transfer_server::impl {
   uint16_t port = 0;
   std::atomic<uint64_t> pulls{0};
   std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> streams{0};
   std::thread acceptor;
 
   struct worker {
@@ -234,7 +238,8 @@ struct transfer_server::impl {
   }
 
   int respond(int fd, wire_op op, uint64_t size, uint32_t elem_size,
-              const void* body, uint64_t generation = 0) {
+              const void* body, uint64_t generation = 0,
+              uint32_t stripes = 0) {
     unsigned char hdr[wire_header_size] = {};
     put_u32(hdr, internal::wire_magic);
     auto op16 = static_cast<uint16_t>(op);
@@ -242,6 +247,7 @@ struct transfer_server::impl {
     put_u64(hdr + 8, size);
     put_u32(hdr + 16, elem_size);
     put_u64(hdr + 20, generation);
+    put_u32(hdr + 28, stripes);
     if (int rc = send_all(fd, hdr, sizeof(hdr)))
       return rc;
     return send_all(fd, body, size);
@@ -308,7 +314,36 @@ struct transfer_server::impl {
           rc = respond(fd, op, buf->size(), buf->elem_size(), buf->data());
           if (rc == 0) {
             ++pulls;
+            ++streams;
             bytes += buf->size();
+          }
+          break;
+        }
+        case wire_op::pull_stripe: {
+          auto index = get_u32(req + 24);
+          auto requested = get_u32(req + 28);
+          auto buf = store->get(id);
+          if (!buf) {
+            respond_error(fd, op, buf.error());
+            break;
+          }
+          auto count = internal::stripe_count(buf->size(), requested);
+          if (index >= count) {
+            respond_error(fd, op,
+                          make_error(store_errc::invalid_argument,
+                                     "stripe " + std::to_string(index)
+                                       + " of " + std::to_string(count)));
+            break;
+          }
+          auto [first, last] = internal::stripe_range(buf->size(), count,
+                                                      index);
+          rc = respond(fd, op, last - first, buf->elem_size(),
+                       buf->data() + first, buf->size(), count);
+          if (rc == 0) {
+            if (index == 0)
+              ++pulls; // one pull, however many stripes
+            ++streams;
+            bytes += last - first;
           }
           break;
         }
@@ -544,11 +579,23 @@ uint64_t transfer_server::bytes_served() const noexcept {
   return impl_->bytes.load();
 }
 
+uint64_t transfer_server::streams_served() const noexcept {
+  return impl_->streams.load();
+}
+
 // -- transfer_client ----------------------------------------------------------
 
+uint32_t transfer_client::default_streams() {
+  auto n = std::thread::hardware_concurrency();
+  return std::clamp<uint32_t>(n, 2, 4);
+}
+
 transfer_client::transfer_client(node_store& local,
-                                 std::chrono::milliseconds timeout)
-  : local_(local), timeout_(timeout) {
+                                 std::chrono::milliseconds timeout,
+                                 uint32_t streams)
+  : local_(local),
+    timeout_(timeout),
+    streams_(std::clamp<uint32_t>(streams, 1, internal::max_stripes)) {
   // nop
 }
 
@@ -592,33 +639,159 @@ caf::expected<buffer> transfer_client::pull(const object_id& id,
   return result;
 }
 
+namespace {
+
+uint64_t stripe_argument(uint32_t index, uint32_t requested) {
+  return uint64_t{index} | (uint64_t{requested} << 32);
+}
+
+/// The stripes of one pull: the first error, and the sockets to shut down
+/// when it happens (so that every other stripe's receive ends at once).
+class stripe_group {
+public:
+  /// Registers a stripe's socket; false if the pull failed already.
+  bool enter(int fd) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (err_)
+      return false;
+    fds_.push_back(fd);
+    return true;
+  }
+
+  /// Unregisters a socket before it is closed.
+  void leave(int fd) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    fds_.erase(std::remove(fds_.begin(), fds_.end(), fd), fds_.end());
+  }
+
+  /// Records the first error and shuts every registered socket down.
+  void fail(caf::error err) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (err_)
+      return;
+    err_ = std::move(err);
+    for (int fd : fds_)
+      ::shutdown(fd, SHUT_RDWR);
+  }
+
+  caf::error error() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return err_;
+  }
+
+private:
+  mutable std::mutex mtx_;
+  std::vector<int> fds_; // mtx_
+  caf::error err_;       // mtx_
+};
+
+// Receives `n` bytes into `p` in chunks of at most `chunk`.
+int receive_into(int fd, char* p, uint64_t n, size_t chunk) {
+  while (n > 0) {
+    auto k = static_cast<size_t>(std::min<uint64_t>(n, chunk));
+    if (int rc = recv_all(fd, p, k))
+      return rc;
+    p += k;
+    n -= k;
+  }
+  return 0;
+}
+
+} // namespace
+
 caf::expected<buffer> transfer_client::transfer(const object_id& id,
                                                 const store_endpoint& from) {
+  // 3. Stripe 0: the size and the stripe count.
   auto c = connect_to(from, timeout_);
   if (!c)
     return std::move(c.error());
-  if (auto err = send_request(c->fd, from, wire_op::pull, id))
+  if (auto err = send_request(c->fd, from, wire_op::pull_stripe, id,
+                              stripe_argument(0, streams_)))
     return err;
   auto r = read_response(c->fd, from);
   if (!r)
     return std::move(r.error());
-  auto w = local_.create(id, r->size, copy_kind::secondary, r->elem_size);
+  auto size = r->generation;
+  auto count = r->stripes;
+  auto elem_size = r->elem_size;
+  if (count == 0 || count != internal::stripe_count(size, streams_)
+      || r->size != internal::stripe_range(size, count, 0).second)
+    return transfer_error(from, "bad pull response for " + to_string(id)
+                                  + " (stripes " + std::to_string(count)
+                                  + ", size " + std::to_string(size) + ")");
+  // 4. The local copy.
+  auto w = local_.create(id, size, copy_kind::secondary, elem_size);
   if (!w) {
     if (is(w.error(), store_errc::already_exists))
       return local_.get(id); // put here meanwhile; drop the connection
     return std::move(w.error());
   }
-  auto p = w->data();
-  uint64_t left = r->size;
-  while (left > 0) {
-    auto n = static_cast<size_t>(std::min<uint64_t>(left, chunk_size));
-    if (int rc = recv_all(c->fd, p, n))
-      return transfer_error(from, "receiving " + to_string(id) + ": "
-                                    + describe(rc));
-    p += n;
-    left -= n;
+  auto data = w->data();
+  auto receive_failed = [&](uint32_t index, int rc) {
+    return transfer_error(from, "receiving " + to_string(id) + " (stripe "
+                                  + std::to_string(index) + " of "
+                                  + std::to_string(count)
+                                  + "): " + describe(rc));
+  };
+  if (count == 1) {
+    if (int rc = receive_into(c->fd, data, size, chunk_size))
+      return receive_failed(0, rc);
+    return w->seal(); // 6.
   }
-  return w->seal();
+  // 5. Every further stripe on its own connection and thread.
+  stripe_group group;
+  group.enter(c->fd);
+  auto run_stripe = [&](uint32_t index) {
+    auto sc = connect_to(from, timeout_);
+    if (!sc) {
+      group.fail(std::move(sc.error()));
+      return;
+    }
+    if (!group.enter(sc->fd))
+      return;
+    auto finish = [&](caf::error err) {
+      if (err)
+        group.fail(std::move(err));
+      group.leave(sc->fd);
+    };
+    if (auto err = send_request(sc->fd, from, wire_op::pull_stripe, id,
+                                stripe_argument(index, streams_)))
+      return finish(std::move(err));
+    auto sr = read_response(sc->fd, from);
+    if (!sr)
+      return finish(std::move(sr.error()));
+    auto [first, last] = internal::stripe_range(size, count, index);
+    if (sr->generation != size || sr->stripes != count
+        || sr->size != last - first)
+      return finish(transfer_error(from, "stripe " + std::to_string(index)
+                                           + " of " + to_string(id)
+                                           + " does not match stripe 0"));
+    if (int rc = receive_into(sc->fd, data + first, last - first,
+                              chunk_size))
+      return finish(receive_failed(index, rc));
+    finish(caf::none);
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(count - 1);
+  for (uint32_t i = 1; i < count; ++i) {
+    try {
+      threads.emplace_back(run_stripe, i);
+    } catch (const std::system_error& e) { // no thread to be had
+      group.fail(transfer_error(from, std::string{"starting a stripe: "}
+                                        + e.what()));
+      break;
+    }
+  }
+  if (int rc = receive_into(c->fd, data, internal::stripe_range(size, count,
+                                                                0).second,
+                            chunk_size))
+    group.fail(receive_failed(0, rc));
+  for (auto& t : threads)
+    t.join();
+  group.leave(c->fd);
+  if (auto err = group.error())
+    return err; // the writer aborts the copy
+  return w->seal(); // 6.
 }
 
 uint64_t transfer_client::transfers() const {

@@ -449,7 +449,8 @@ std::string run_command(helper_state& st, const std::vector<std::string>& w) {
   if (cmd == "stats") {
     return "ok " + std::to_string(st.server->pulls_served()) + " "
            + std::to_string(st.server->bytes_served()) + " "
-           + std::to_string(st.client->transfers());
+           + std::to_string(st.client->transfers()) + " "
+           + std::to_string(st.server->streams_served());
   }
   if (cmd == "caf_serve") {
     // Publishes an actor answering (offset, length) with that many bytes

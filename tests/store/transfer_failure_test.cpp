@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,9 +28,35 @@ namespace {
 
 constexpr uint64_t mib = uint64_t{1} << 20;
 
+// A pull_stripe response header (transfer protocol version 3).
+void send_stripe_header(int fd, uint64_t body, uint64_t value_size,
+                        uint32_t stripes) {
+  unsigned char hdr[32] = {};
+  uint32_t magic = 0x31545244;
+  uint16_t op = 10;
+  std::memcpy(hdr, &magic, 4);
+  std::memcpy(hdr + 6, &op, 2);
+  std::memcpy(hdr + 8, &body, 8);
+  std::memcpy(hdr + 20, &value_size, 8);
+  std::memcpy(hdr + 28, &stripes, 4);
+  ::send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL);
+}
+
+bool read_request(int fd, unsigned char (&req)[40]) {
+  size_t got = 0;
+  while (got < sizeof(req)) {
+    auto k = ::recv(fd, req + got, sizeof(req) - got, 0);
+    if (k <= 0)
+      return false;
+    got += static_cast<size_t>(k);
+  }
+  return true;
+}
+
 /// Accepts one connection, reads one request, answers with a header that
-/// announces `announced` bytes, sends `sent` of them, then closes (or, if
-/// `hang`, waits until released).
+/// announces a value of `announced` bytes in one stripe (a client with one
+/// stream), sends `sent` of them, then closes (or, if `hang`, waits until
+/// released).
 struct scripted_peer {
   int lfd = -1;
   uint16_t port = 0;
@@ -53,20 +80,8 @@ struct scripted_peer {
       if (fd < 0)
         return;
       unsigned char req[40];
-      size_t got = 0;
-      while (got < sizeof(req)) {
-        auto k = ::recv(fd, req + got, sizeof(req) - got, 0);
-        if (k <= 0)
-          break;
-        got += static_cast<size_t>(k);
-      }
-      unsigned char hdr[32] = {};
-      uint32_t magic = 0x31545244;
-      uint16_t op = 1;
-      std::memcpy(hdr, &magic, 4);
-      std::memcpy(hdr + 6, &op, 2);
-      std::memcpy(hdr + 8, &announced, 8);
-      ::send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL);
+      read_request(fd, req);
+      send_stripe_header(fd, announced, announced, 1);
       std::vector<char> part(sent, 'p');
       ::send(fd, part.data(), part.size(), MSG_NOSIGNAL);
       while (hang && !release)
@@ -89,7 +104,7 @@ TEST_CASE("a peer that closes mid-value makes the pull fail with "
           "transfer_failed and leaves no partial copy") {
   store_fixture local{64 * mib};
   scripted_peer peer{10 * mib, mib, false};
-  transfer_client client{*local.store, std::chrono::seconds{30}};
+  transfer_client client{*local.store, std::chrono::seconds{30}, 1};
   object_id id{0x7F, 1};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
   REQUIRE_FALSE(got);
@@ -105,12 +120,122 @@ TEST_CASE("a peer that stops sending mid-value makes the pull fail with "
           "transfer_failed once the timeout passes") {
   store_fixture local{64 * mib};
   scripted_peer peer{10 * mib, mib, true};
-  transfer_client client{*local.store, std::chrono::milliseconds{300}};
+  transfer_client client{*local.store, std::chrono::milliseconds{300}, 1};
   object_id id{0x7F, 2};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
   REQUIRE_FALSE(got);
   CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
   CHECK(context_of(got.error()).find("timed out") != std::string::npos);
+  CHECK(local.store->stats().objects == 0);
+  CHECK(local.shm_files().size() == 1);
+}
+
+/// Serves a striped pull of an 8 MiB value in two stripes of 4 MiB:
+/// stripe 0 in full; stripe 1 as `stripe1` says (its header's value size,
+/// how many bytes it sends, whether it then hangs until released).
+struct striped_peer {
+  static constexpr uint64_t size = 8 * mib;
+  static constexpr uint64_t half = 4 * mib;
+  int lfd = -1;
+  uint16_t port = 0;
+  std::vector<std::thread> threads;
+  std::thread acceptor;
+  std::atomic<bool> release{false};
+  std::atomic<int> requests{0};
+
+  striped_peer(uint64_t stripe1_value_size, uint64_t stripe1_sent,
+               bool stripe1_hangs) {
+    lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(lfd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+    REQUIRE(::listen(lfd, 4) == 0);
+    REQUIRE(::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len)
+            == 0);
+    port = ntohs(addr.sin_port);
+    acceptor = std::thread{[=] {
+      for (int i = 0; i < 2; ++i) {
+        int fd = ::accept(lfd, nullptr, nullptr);
+        if (fd < 0)
+          return;
+        threads.emplace_back([=] {
+          unsigned char req[40];
+          if (read_request(fd, req)) {
+            ++requests;
+            uint32_t index = 0;
+            std::memcpy(&index, req + 24, 4);
+            std::vector<char> bytes(half, 's');
+            if (index == 0) {
+              send_stripe_header(fd, half, size, 2);
+              ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+            } else {
+              send_stripe_header(fd, size - half, stripe1_value_size, 2);
+              ::send(fd, bytes.data(), stripe1_sent, MSG_NOSIGNAL);
+              while (stripe1_hangs && !release)
+                std::this_thread::sleep_for(std::chrono::milliseconds{1});
+            }
+          }
+          ::close(fd);
+        });
+      }
+    }};
+  }
+
+  ~striped_peer() {
+    release = true;
+    ::shutdown(lfd, SHUT_RDWR);
+    acceptor.join();
+    for (auto& t : threads)
+      t.join();
+    ::close(lfd);
+  }
+};
+
+TEST_CASE("a peer that closes one stripe mid-value fails the whole striped "
+          "pull with transfer_failed and leaves no partial copy") {
+  store_fixture local{64 * mib};
+  striped_peer peer{striped_peer::size, mib, false};
+  transfer_client client{*local.store, std::chrono::seconds{30}, 2};
+  object_id id{0x7F, 4};
+  auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
+  REQUIRE_FALSE(got);
+  CHECK(peer.requests == 2);
+  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
+  CHECK(context_of(got.error()).find("stripe 1 of 2") != std::string::npos);
+  CHECK(context_of(got.error()).find("closed") != std::string::npos);
+  CHECK_FALSE(local.store->contains(id));
+  CHECK(local.store->stats().objects == 0);
+  CHECK(local.store->stats().memory_bytes == 0);
+  CHECK(local.shm_files().size() == 1); // the lock only: no .tmp left
+}
+
+TEST_CASE("a stripe that goes silent fails the striped pull once the "
+          "timeout passes, though the other stripe arrived") {
+  store_fixture local{64 * mib};
+  striped_peer peer{striped_peer::size, mib, true};
+  transfer_client client{*local.store, std::chrono::milliseconds{300}, 2};
+  object_id id{0x7F, 5};
+  auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
+  REQUIRE_FALSE(got);
+  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
+  CHECK(context_of(got.error()).find("timed out") != std::string::npos);
+  CHECK(local.store->stats().objects == 0);
+  CHECK(local.shm_files().size() == 1);
+}
+
+TEST_CASE("a stripe announcing another value size than stripe 0 fails the "
+          "pull with transfer_failed") {
+  store_fixture local{64 * mib};
+  striped_peer peer{striped_peer::size + 1, striped_peer::half, false};
+  transfer_client client{*local.store, std::chrono::seconds{30}, 2};
+  object_id id{0x7F, 6};
+  auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
+  REQUIRE_FALSE(got);
+  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
+  CHECK(context_of(got.error()).find("does not match") != std::string::npos);
   CHECK(local.store->stats().objects == 0);
   CHECK(local.shm_files().size() == 1);
 }

@@ -61,6 +61,13 @@ struct remote_store {
     return {std::stoull(w.at(0)), std::stoull(w.at(1))};
   }
 
+  // streams that sent a value or a stripe of one
+  uint64_t streams() {
+    auto reply = proc->call("stats");
+    REQUIRE(reply);
+    return std::stoull(tools::words(*reply).at(3));
+  }
+
   // Ends the process and checks it left nothing behind.
   ~remote_store() {
     if (proc) {
@@ -112,6 +119,51 @@ TEST_CASE("a value is pulled from a store in another process byte for "
   CHECK_FALSE(local.store->contains(id));
   CHECK(local.store->stats().evictions == 1);
   CHECK(local.store->stats().spill_writes == 0);
+}
+
+TEST_CASE("a large value is pulled in stripes over several connections at "
+          "once, byte for byte, and counted as one pull") {
+  // Scenario: the helper's store holds 40 MiB + 5 bytes (the last stripe
+  // is not a page multiple). A client allowed three streams pulls it: the
+  // serving store sends three stripes on three connections and counts one
+  // pull of n bytes; a client allowed one stream uses one connection.
+  remote_store remote{256 * mib};
+  store_fixture local{256 * mib};
+  object_id a{0x7A, 3};
+  object_id b{0x7A, 4};
+  size_t n = 40 * mib + 5;
+  remote.put(a, n, 13);
+  remote.put(b, n, 14);
+  transfer_client three{*local.store, std::chrono::seconds{30}, 3};
+  auto got = three.pull(a, remote.at);
+  REQUIRE(got);
+  REQUIRE(got->size() == n);
+  auto want = pattern(13, n);
+  CHECK(std::memcmp(got->data(), want.data(), n) == 0);
+  CHECK(remote.served() == std::make_pair(uint64_t{1}, uint64_t{n}));
+  CHECK(remote.streams() == 3);
+  transfer_client one{*local.store, std::chrono::seconds{30}, 1};
+  auto other = one.pull(b, remote.at);
+  REQUIRE(other);
+  want = pattern(14, n);
+  CHECK(std::memcmp(other->data(), want.data(), n) == 0);
+  CHECK(remote.served() == std::make_pair(uint64_t{2}, uint64_t{2 * n}));
+  CHECK(remote.streams() == 4);
+}
+
+TEST_CASE("a value smaller than two stripes is pulled over one connection "
+          "however many streams are allowed") {
+  remote_store remote{64 * mib};
+  store_fixture local{64 * mib};
+  object_id id{0x7A, 5};
+  size_t n = 3 * mib; // less than 2 x 2 MiB
+  remote.put(id, n, 15);
+  transfer_client client{*local.store, std::chrono::seconds{30}, 4};
+  auto got = client.pull(id, remote.at);
+  REQUIRE(got);
+  auto want = pattern(15, n);
+  CHECK(std::memcmp(got->data(), want.data(), n) == 0);
+  CHECK(remote.streams() == 1);
 }
 
 TEST_CASE("concurrent pulls of one object on one node share one transfer") {

@@ -27,11 +27,24 @@ namespace dref {
 /// 1. If the local store holds the object, return it (no transfer).
 /// 2. If a transfer of it is in flight, wait for that one and return its
 ///    result (dedup).
-/// 3. Else start one: connect (bounded by `timeout`), send a pull request,
-///    read the size, `create` a secondary copy locally (room made by
-///    eviction/spilling as for any put), receive the value straight into
-///    the new segment in chunks of at most `chunk_size` bytes, each receive
-///    bounded by `timeout`, and seal it. A failure aborts the local copy.
+/// 3. Else start one: connect (bounded by `timeout`) and ask for stripe 0
+///    of `streams` stripes. The response carries the value's size and the
+///    stripe count the peer chose (one stripe per 2 MiB at least, so small
+///    values use one connection).
+/// 4. `create` a secondary copy locally (room made by eviction/spilling as
+///    for any put).
+/// 5. Open one more connection per further stripe, each on its own thread,
+///    and receive every stripe straight into its range of the new segment
+///    at once, in chunks of at most `chunk_size` bytes, each receive
+///    bounded by `timeout`. The first failure shuts every stripe's socket
+///    down, so all receives end at once.
+/// 6. Seal the copy. A failure anywhere aborts it: nothing partial stays.
+///
+/// Why stripes: one loopback or LAN stream is bounded by one core copying
+/// out of the socket while the sender's core waits, and the reverse;
+/// two streams keep both ends' cores copying (docs/performance.md:
+/// ~1.5-2.5 GB/s for one stream against ~4.3 GB/s for two, for 100 MiB
+/// on 2 cores).
 ///
 /// Thread safety: all members may be called from any thread; `mtx_`
 /// guards the in-flight table and the counter. Ownership: the caller keeps
@@ -40,14 +53,24 @@ class transfer_client {
 public:
   static constexpr size_t chunk_size = size_t{8} << 20;
 
+  /// Streams per pull when none is given: the number of cores, at least
+  /// 2 and at most 4.
+  static uint32_t default_streams();
+
   explicit transfer_client(node_store& local,
                            std::chrono::milliseconds timeout
-                           = std::chrono::seconds{30});
+                           = std::chrono::seconds{30},
+                           uint32_t streams = default_streams());
 
   /// Returns the object from the local store, pulling it from `from` first
   /// if needed. Errors: `not_found` (the peer does not hold it),
   /// `transfer_failed`, and the local store's `create` errors.
   caf::expected<buffer> pull(const object_id& id, const store_endpoint& from);
+
+  /// The stripe count this client asks for.
+  uint32_t streams() const noexcept {
+    return streams_;
+  }
 
   /// Transfers started since construction (one per deduplicated pull).
   uint64_t transfers() const;
@@ -77,6 +100,7 @@ private:
 
   node_store& local_;
   std::chrono::milliseconds timeout_;
+  uint32_t streams_;
   mutable std::mutex mtx_;
   std::unordered_map<object_id, std::shared_ptr<flight>> flights_; // mtx_
   uint64_t transfers_ = 0;                                         // mtx_

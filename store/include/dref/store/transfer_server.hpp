@@ -50,6 +50,10 @@ public:
   uint64_t pulls_served() const noexcept;
   uint64_t bytes_served() const noexcept;
 
+  /// Streams that sent (part of) a value: one per pull, one per stripe of
+  /// a striped pull.
+  uint64_t streams_served() const noexcept;
+
   struct impl;
 
 private:
