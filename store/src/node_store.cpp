@@ -61,7 +61,8 @@ std::shared_ptr<mapping> map_fd(int fd, size_t length, int prot, int flags) {
 
 // Creates `path` (must not exist), allocates `length` bytes of it (so that a
 // full tmpfs fails here with ENOSPC rather than with SIGBUS on a write) and
-// maps it read-write.
+// maps it twice, both views populated: read-write for its writer, read-only
+// for readers (see `mapping`).
 caf::expected<std::shared_ptr<mapping>> create_mapped(const std::string& path,
                                                       size_t length) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -73,14 +74,22 @@ caf::expected<std::shared_ptr<mapping>> create_mapped(const std::string& path,
     ::unlink(path.c_str());
     return os_error(rc, "cannot allocate segment", path);
   }
-  auto m = map_fd(fd, length, PROT_READ | PROT_WRITE, MAP_POPULATE);
+  auto rw = ::mmap(nullptr, length, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_POPULATE, fd, 0);
   int err = errno;
+  void* ro = MAP_FAILED;
+  if (rw != MAP_FAILED) {
+    ro = ::mmap(nullptr, length, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    err = errno;
+    if (ro == MAP_FAILED)
+      ::munmap(rw, length);
+  }
   ::close(fd);
-  if (!m) {
+  if (ro == MAP_FAILED) {
     ::unlink(path.c_str());
     return os_error(err, "cannot map segment", path);
   }
-  return m;
+  return std::make_shared<mapping>(ro, length, rw);
 }
 
 uint32_t header_crc(const unsigned char* header) {
@@ -204,7 +213,8 @@ struct node_store::impl {
 
   // Takes the smallest kept segment that holds `size` bytes without
   // wasting much (at most twice the size, or 1 MiB more), renames it to
-  // `path`, trims it to the value and makes it writable. Null if none fits.
+  // `path` and trims it to the value; its writable view stays mapped. Null
+  // if none fits.
   std::shared_ptr<mapping> take_pooled_locked(const std::string& path,
                                               uint64_t size) {
     size_t best = pool.size();
@@ -229,13 +239,8 @@ struct node_store::impl {
         return nullptr;
       }
       auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-      auto keep = (length + page - 1) / page * page;
-      if (keep < e.map->length) {
-        ::munmap(e.map->bytes() + keep, e.map->length - keep);
-        e.map->length = keep;
-      }
+      e.map->shrink((length + page - 1) / page * page);
     }
-    ::mprotect(e.map->addr, e.map->length, PROT_READ | PROT_WRITE);
     ++reused;
     return e.map;
   }
@@ -333,7 +338,7 @@ struct node_store::impl {
       m = create_mapped(tmp, internal::header_size + size);
     if (!m)
       return std::move(m.error());
-    auto payload = (*m)->bytes() + internal::header_size;
+    auto payload = (*m)->writable_bytes() + internal::header_size;
     if (int err = internal::read_all(fd, payload, size)) {
       ::unlink(tmp.c_str());
       return err < 0 ? make_error(store_errc::corrupt,
@@ -347,9 +352,8 @@ struct node_store::impl {
     }
     internal::object_header sh = h;
     sh.state_or_crc = internal::segment_sealed;
-    encode_header(reinterpret_cast<unsigned char*>((*m)->bytes()),
+    encode_header(reinterpret_cast<unsigned char*>((*m)->writable_bytes()),
                   internal::segment_magic, internal::segment_version, sh);
-    ::mprotect((*m)->addr, (*m)->length, PROT_READ);
     auto seg = segment_path(id);
     if (::rename(tmp.c_str(), seg.c_str()) != 0) {
       int err = errno;
@@ -444,7 +448,7 @@ segment_writer::~segment_writer() {
 }
 
 char* segment_writer::data() const noexcept {
-  return st_ ? st_->map->bytes() + internal::header_size : nullptr;
+  return st_ ? st_->map->writable_bytes() + internal::header_size : nullptr;
 }
 
 uint64_t segment_writer::size() const noexcept {
@@ -490,13 +494,13 @@ caf::expected<buffer> segment_writer::seal_as(const object_id& as) {
   h.size = st->size;
   h.elem_size = st->elem_size;
   h.state_or_crc = internal::segment_writing;
-  auto hdr = reinterpret_cast<unsigned char*>(st->map->bytes());
+  auto hdr = reinterpret_cast<unsigned char*>(st->map->writable_bytes());
   // The header's state word is written last, after the value.
   encode_header(hdr, internal::segment_magic, internal::segment_version, h);
   std::atomic_thread_fence(std::memory_order_release);
   internal::put_u32(hdr + internal::segment_state_offset,
                     internal::segment_sealed);
-  ::mprotect(st->map->addr, st->map->length, PROT_READ);
+  // Readers get the read-only view (`mapping`): no mprotect needed.
   std::unique_lock<std::mutex> guard{s.mtx};
   auto e = s.index.find(st->id);
   if (s.closed || e == nullptr || e->generation != st->generation) {
@@ -644,7 +648,7 @@ caf::expected<segment_writer> node_store::create(const object_id& id,
   h.size = size;
   h.elem_size = elem_size;
   h.state_or_crc = internal::segment_writing;
-  encode_header(reinterpret_cast<unsigned char*>(st->map->bytes()),
+  encode_header(reinterpret_cast<unsigned char*>(st->map->writable_bytes()),
                 internal::segment_magic, internal::segment_version, h);
   return segment_writer{std::move(st)};
 }

@@ -13,6 +13,17 @@ namespace dref::internal {
 mapping::~mapping() {
   if (addr != nullptr && addr != MAP_FAILED)
     ::munmap(addr, length);
+  if (writable != nullptr && writable != MAP_FAILED)
+    ::munmap(writable, length);
+}
+
+void mapping::shrink(size_t keep) {
+  if (keep >= length)
+    return;
+  ::munmap(bytes() + keep, length - keep);
+  if (writable != nullptr)
+    ::munmap(writable_bytes() + keep, length - keep);
+  length = keep;
 }
 
 caf::error os_error(int err, const std::string& what, const std::string& path) {

@@ -12,10 +12,20 @@ namespace dref::internal {
 
 /// An mmap'ed range, unmapped by the destructor. Shared by every buffer
 /// that views it.
+///
+/// A segment the store itself writes has two views of the same pages:
+/// `addr`, read-only, which readers get, and `writable`, read-write, which
+/// only the segment's writer (and a restore from a spill file) uses, before
+/// the seal. Sealing then needs no `mprotect` of the whole range, and a
+/// segment kept for reuse goes back to a writer without one either (two
+/// `mprotect`s cost ~3 ms each per 100 MiB here, docs/performance.md).
+/// Readers in other processes map read-only only (`writable` null).
 struct mapping {
   void* addr = nullptr;
   size_t length = 0;
-  mapping(void* a, size_t n) : addr(a), length(n) {
+  void* writable = nullptr;
+  mapping(void* a, size_t n, void* w = nullptr)
+    : addr(a), length(n), writable(w) {
   }
   ~mapping();
   mapping(const mapping&) = delete;
@@ -23,6 +33,11 @@ struct mapping {
   char* bytes() const noexcept {
     return static_cast<char*>(addr);
   }
+  char* writable_bytes() const noexcept {
+    return static_cast<char*>(writable);
+  }
+  /// Unmaps both views from `keep` bytes on (`keep` a page multiple).
+  void shrink(size_t keep);
 };
 
 /// The store error for a failed OS call: `disk_full` for ENOSPC, EDQUOT

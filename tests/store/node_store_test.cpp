@@ -77,6 +77,9 @@ TEST_CASE("an object is invisible while being written and readable after "
   auto w = f.store->create(oid(1), 1000);
   REQUIRE(w);
   std::memset(w->data(), 'q', 1000);
+  // The writer's view is writable; readers will get another, read-only
+  // view of the same pages (no mprotect at the seal).
+  CHECK(perms_of(w->data()) == "rw-s");
   CHECK_FALSE(f.store->contains(oid(1)));
   auto early = f.store->get(oid(1));
   REQUIRE_FALSE(early);
@@ -92,6 +95,7 @@ TEST_CASE("an object is invisible while being written and readable after "
   REQUIRE(got);
   CHECK(std::all_of(got->data(), got->data() + 1000,
                     [](char c) { return c == 'q'; }));
+  CHECK(perms_of(got->data()) == "r--s");
 }
 
 TEST_CASE("a writer dropped without sealing leaves no file and no bytes") {
