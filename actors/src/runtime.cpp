@@ -1316,6 +1316,12 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
     changed.insert(changed.end(), lost.begin(), lost.end());
     settle(out, changed);
   }
+  // Fate-sharing in the node store: the values the worker's tasks put were
+  // its own (primary copies named by its process id); nobody frees them
+  // any more. After `owner_died` above, so a get here that finds one gone
+  // reports the death, not a store error.
+  if (auto store = node())
+    store->free_owned_by(conn.process);
   pool_.kill_and_reap(conn.pid);
   if (cfg_.restart_workers) {
     std::lock_guard<std::mutex> guard{launch_mtx_};
@@ -1395,7 +1401,7 @@ void runtime_impl::on_get(const object_id& id,
                       : make_error(refs_errc::owner_died, to_string(id)));
       return;
     }
-    forward_get(peer, id.owner, true, id, std::move(rp));
+    forward_get(peer, id.owner, true, id, std::move(rp), node_ok);
     return;
   }
   {
@@ -1411,7 +1417,8 @@ void runtime_impl::on_get(const object_id& id,
 
 void runtime_impl::forward_get(const caf::actor& peer, uint64_t process,
                                bool owner, const object_id& id,
-                               caf::typed_response_promise<value_msg> rp) {
+                               caf::typed_response_promise<value_msg> rp,
+                               bool node_ok) {
   auto token = next_token_++;
   forwarded_.emplace(token, forward{process, owner, rp});
   auto reply = [this, token](auto&& x) {
@@ -1420,7 +1427,20 @@ void runtime_impl::forward_get(const caf::actor& peer, uint64_t process,
       forwarded_.erase(i);
     }
   };
-  auto on_value = [reply](value_msg& v) mutable { reply(std::move(v)); };
+  auto on_value = [this, reply, id, node_ok](value_msg& v) mutable {
+    if (v.in_node_store && !node_ok) {
+      // The worker answered "in the node store" (which this process
+      // hosts), but the requester (`dref::then` here) needs the bytes.
+      auto b = read_node_copy(id);
+      if (!b) {
+        reply(std::move(b.error()));
+        return;
+      }
+      v.bytes.assign(b->data(), b->data() + b->size());
+      v.in_node_store = false;
+    }
+    reply(std::move(v));
+  };
   auto on_error = [reply](caf::error& err) mutable { reply(std::move(err)); };
   if (owner)
     self_->request(peer, cfg_.fetch_timeout, get_atom::value, id)
@@ -1487,7 +1507,7 @@ void runtime_impl::answer(const object_id& id,
   }
   // Watched: the holder's death answers at once (see on_worker_down).
   forward_get(caf::actor_cast<caf::actor>(from), holder, false, id,
-              std::move(rp));
+              std::move(rp), node_ok);
 }
 
 void runtime_impl::deliver_waiters(const std::vector<object_id>& ids) {
@@ -1548,6 +1568,15 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
       return std::move(reply.error());
     }
     // The refs inside are adopted when the caller deserializes the value.
+    if (reply->in_node_store) {
+      // Sealed by its owner in the store this process hosts: mapped, not
+      // copied. Gone meanwhile (its owner died): a kept copy, as above.
+      auto b = read_node_copy(x.id());
+      if (!b && is_fetch_failure(b.error()))
+        if (auto kept = kept_copy(x.id()))
+          return view_of(std::make_shared<const blob>(std::move(kept->bytes)));
+      return b;
+    }
     return view_of(std::make_shared<const blob>(std::move(reply->bytes)));
   }
   store_actor from;
@@ -1610,7 +1639,27 @@ runtime_impl::get_blob(const ref_base& x, caf::timespan timeout) {
                           + " died during the transfer");
     return std::move(reply.error());
   }
+  if (reply->in_node_store)
+    return read_node_copy(x.id());
   return view_of(std::make_shared<const blob>(std::move(reply->bytes)));
+}
+
+caf::expected<buffer> runtime_impl::read_node_copy(const object_id& id) {
+  auto store = node();
+  if (!store)
+    return runtime_down_error();
+  auto b = store->get(id);
+  if (b)
+    return b;
+  // The reader's ref keeps the object, so only its owner's death frees it
+  // early: `on_worker_down` marks the owner dead before it frees the
+  // owner's objects from the store.
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto dead = borrows_.owner_error(id))
+    return dead;
+  return make_error(refs_errc::object_lost,
+                    to_string(id) + " is not in the node store: "
+                      + to_string(b.error()));
 }
 
 caf::expected<value_msg> runtime_impl::kept_copy(const object_id& id) {

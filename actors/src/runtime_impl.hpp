@@ -213,6 +213,11 @@ private:
   caf::error open_node_store();
   // The node store while the runtime runs, else null (any thread).
   std::shared_ptr<node_store> node() const;
+  // A view of `id` in the node store this process hosts (a process that
+  // was asked answered "in the node store"). Errors: the owner's death
+  // (`owner_died`, when the owner is known dead: its objects were freed),
+  // `object_lost`, `runtime_down`. Takes mtx_ only on failure.
+  caf::expected<buffer> read_node_copy(const object_id& id);
   // Frees `ids` in the node store (without mtx_).
   void free_in_node(const std::vector<object_id>& ids);
   caf::error runtime_down_error() const;
@@ -318,10 +323,12 @@ private:
   };
   std::map<uint64_t, forward> forwarded_;
   // Owner actor only: sends `get_atom`/`fetch_atom` for `id` to `peer`
-  // through `forwarded_`.
+  // through `forwarded_`. A reply "in the node store" (a worker's value
+  // sealed there) is passed on as is if `node_ok`, else with the bytes
+  // copied from the store.
   void forward_get(const caf::actor& peer, uint64_t process, bool owner,
                    const object_id& id,
-                   caf::typed_response_promise<value_msg> rp);
+                   caf::typed_response_promise<value_msg> rp, bool node_ok);
   uint64_t next_token_ = 1;
 };
 

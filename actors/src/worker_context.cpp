@@ -68,11 +68,16 @@ void worker_context::add_local_ref(const object_id& id) noexcept {
 }
 
 void worker_context::remove_local_ref(const object_id& id) noexcept {
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (id.owner == process_)
-    own_.remove_local_ref(id);
-  else
-    drop_borrow(id);
+  std::vector<object_id> node_frees;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (id.owner == process_)
+      own_.remove_local_ref(id);
+    else
+      drop_borrow(id);
+    node_frees.swap(node_frees_);
+  }
+  free_node_copies(node_frees);
 }
 
 void worker_context::describe(const object_id& id,
@@ -326,15 +331,26 @@ void worker_context::store_error(const object_id& id, caf::error err) {
 }
 
 ref_base worker_context::put(blob value, std::vector<ref_base>&& refs) {
-  object_id id{process_, next_seq_++};
-  auto size = value.size();
+  auto id = new_object_id();
+  stored_object obj;
+  // 1. Above the inline limit: sealed once in the node store as this
+  //    worker's primary copy (named by `id`, whose owner is this process);
+  //    the slot keeps no bytes. A refusal (store full, store gone) keeps
+  //    the bytes here instead.
+  if (value.size() > cfg_.inline_limit && node_
+      && !put_in_node(id, value)) {
+    obj.in_node_store = true;
+    obj.node_size = value.size();
+  } else {
+    obj.value = std::make_shared<const blob>(std::move(value));
+  }
+  // 2. Owned here, ready, with the one local ref the returned ref adopts;
+  //    the slot takes over the counts of the refs inside the value.
   {
     std::lock_guard<std::mutex> guard{mtx_};
     own_.add_ready(id, nullptr);
   }
-  static_cast<void>(size);
-  store(id, stored_object{std::make_shared<const blob>(std::move(value)), {}},
-        std::move(refs));
+  store(id, std::move(obj), std::move(refs));
   return ref_base{id, shared_from_this()};
 }
 
@@ -367,6 +383,27 @@ caf::expected<buffer> worker_context::read_node(const object_id& id) {
   return node_->get(id);
 }
 
+void worker_context::free_node_copies(std::vector<object_id>& ids) {
+  if (!node_)
+    return;
+  for (auto& id : ids)
+    node_->free(id); // not_found: freed already (e.g. the store closed)
+  ids.clear();
+}
+
+caf::error worker_context::with_bytes(const object_id& id, value_msg& v) {
+  if (!v.in_node_store)
+    return caf::none;
+  auto b = read_node(id);
+  if (!b)
+    return make_error(refs_errc::object_lost,
+                      to_string(id) + " is not in the node store: "
+                        + to_string(b.error()));
+  v.bytes.assign(b->data(), b->data() + b->size());
+  v.in_node_store = false;
+  return caf::none;
+}
+
 std::optional<caf::expected<buffer>>
 worker_context::read_local(const object_id& id) {
   auto obj = store_->get(id);
@@ -382,20 +419,37 @@ worker_context::read_local(const object_id& id) {
 caf::expected<buffer>
 worker_context::receive_value(const object_id& id,
                               caf::expected<value_msg> reply,
-                              std::vector<object_id>& held) {
+                              std::vector<object_id>& held,
+                              const caf::actor& owner) {
   if (!reply)
     return std::move(reply.error());
   if (auto err = hold(reply->contained, held))
     return err;
   if (reply->in_node_store) {
-    // The owner says: in the node store. The caller's ref (borrowed, so
-    // registered with the owner) keeps it there while we map it.
+    // The process asked says: in the node store. The caller's ref
+    // (borrowed, so registered with the owner) keeps it there while we
+    // map it.
     auto b = read_node(id);
-    if (!b)
-      return make_error(refs_errc::object_lost,
-                        to_string(id) + " is not in the node store: "
-                          + to_string(b.error()));
-    return b;
+    if (b)
+      return b;
+    // Gone although our ref keeps it: when its owner (a worker) dies, the
+    // driver frees the objects it owned from the node store
+    // (fate-sharing). Ask the owner once more to tell that apart from a
+    // store failure: a dead owner's watched request ends in owner_died.
+    if (owner && id.owner != process_) {
+      auto again = watched_request<value_msg>(sys_, owner, cfg_.fetch_timeout,
+                                              "checking the owner of "
+                                                + to_string(id),
+                                              get_atom::value, id);
+      if (!again && again.error() == refs_errc::owner_died) {
+        std::lock_guard<std::mutex> guard{mtx_};
+        borrows_.owner_died(id.owner, again.error());
+        return std::move(again.error());
+      }
+    }
+    return make_error(refs_errc::object_lost,
+                      to_string(id) + " is not in the node store: "
+                        + to_string(b.error()));
   }
   return view_of(std::make_shared<const blob>(std::move(reply->bytes)));
 }
@@ -450,7 +504,7 @@ worker_context::get_from_owner(const object_id& id, caf::timespan timeout,
     std::lock_guard<std::mutex> guard{mtx_};
     borrows_.owner_died(id.owner, reply.error());
   }
-  return receive_value(id, std::move(reply), held);
+  return receive_value(id, std::move(reply), held, owner);
 }
 
 caf::expected<buffer>
@@ -479,7 +533,9 @@ worker_context::fetch_once(worker_id w, uint16_t port, const object_id& id,
     return make_error(refs_errc::object_lost,
                       "worker " + std::to_string(w) + " holding "
                         + to_string(id) + " died");
-  return receive_value(id, std::move(reply), held);
+  // w == 0: the process at `port` owns the object.
+  return receive_value(id, std::move(reply), held,
+                       w == 0 ? peer : caf::actor{});
 }
 
 caf::expected<value_msg> worker_context::kept_copy(const object_id& id) {
@@ -502,8 +558,13 @@ caf::expected<value_msg> worker_context::value_to_keep(const object_id& id,
   // Here first: objects this worker owns, and results of tasks that ran
   // here (perhaps not even reported to their owner yet: asking the owner
   // would wait for this very executor).
-  if (auto here = serve(id); here || id.owner == process_)
+  if (auto here = serve(id); here || id.owner == process_) {
+    // A checkpoint keeps bytes: copy a value sealed in the node store.
+    if (here)
+      if (auto err = with_bytes(id, *here))
+        return err;
     return here;
+  }
   if (port == 0) {
     std::lock_guard<std::mutex> guard{mtx_};
     if (auto o = borrows_.owner_of(id))
@@ -518,15 +579,10 @@ caf::expected<value_msg> worker_context::value_to_keep(const object_id& id,
   else
     reply = make_error(refs_errc::object_lost,
                        "cannot reach the owner of " + to_string(id));
-  if (reply && reply->in_node_store) {
-    // The owner says: in this node's store. Copy it for the checkpoint.
-    auto b = read_node(id);
-    if (!b)
-      return make_error(refs_errc::object_lost,
-                        to_string(id) + " is not in the node store: "
-                          + to_string(b.error()));
-    reply->bytes.assign(b->data(), b->data() + b->size());
-    reply->in_node_store = false;
+  if (reply) {
+    // The owner may say: in this node's store. Copy it for the checkpoint.
+    if (auto err = with_bytes(id, *reply))
+      return err;
   }
   if (!reply && is_fetch_failure(reply.error()))
     if (auto kept = kept_copy(id)) // kept by an earlier checkpoint
@@ -537,14 +593,17 @@ caf::expected<value_msg> worker_context::value_to_keep(const object_id& id,
 // -- server side --------------------------------------------------------------
 
 caf::expected<value_msg> worker_context::serve(const object_id& id) {
-  auto obj = read_local(id);
+  auto obj = store_->get(id);
   if (!obj)
     return make_error(store_errc::not_found, to_string(id));
-  if (!*obj)
-    return std::move(obj->error());
+  if (obj->error)
+    return obj->error;
   value_msg result;
-  // A CAF message carries its own copy (also of a node-store value).
-  result.bytes.assign((*obj)->data(), (*obj)->data() + (*obj)->size());
+  if (obj->in_node_store)
+    result.in_node_store = true; // the reader maps it: no bytes travel
+  else if (obj->value)
+    result.bytes.assign(obj->value->data(),
+                        obj->value->data() + obj->value->size());
   std::vector<object_id> inner;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -579,30 +638,49 @@ worker_context::on_borrow(const std::vector<object_id>& ids, uint64_t borrower,
 
 void worker_context::on_release(const std::vector<object_id>& ids,
                                 uint64_t borrower) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  for (auto& id : ids)
-    if (borrowers_.remove(id, borrower))
-      own_.remove_borrower(id);
+  std::vector<object_id> node_frees;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& id : ids)
+      if (borrowers_.remove(id, borrower))
+        own_.remove_borrower(id);
+    node_frees.swap(node_frees_);
+  }
+  free_node_copies(node_frees);
 }
 
 void worker_context::on_down(const caf::actor_addr& who) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto i = borrower_addrs_.find(who);
-  if (i == borrower_addrs_.end())
-    return;
-  auto borrower = i->second;
-  borrower_addrs_.erase(i);
-  for (auto& id : borrowers_.remove_borrower(borrower))
-    own_.remove_borrower(id);
+  std::vector<object_id> node_frees;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = borrower_addrs_.find(who);
+    if (i == borrower_addrs_.end())
+      return;
+    auto borrower = i->second;
+    borrower_addrs_.erase(i);
+    for (auto& id : borrowers_.remove_borrower(borrower))
+      own_.remove_borrower(id);
+    node_frees.swap(node_frees_);
+  }
+  free_node_copies(node_frees);
 }
 
 void worker_context::free_stored(const std::vector<object_id>& ids) {
   expire_holds();
+  // Results of the driver's tasks: the driver frees their node-store
+  // copies itself (its `node_frees_`); only the slots go here.
   for (auto& id : ids)
     store_->erase(id);
-  std::lock_guard<std::mutex> guard{mtx_};
-  for (auto& id : ids)
-    drop_contained(id);
+  std::vector<object_id> node_frees;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    // The refs inside them may have held the last ref to an object this
+    // worker owns (whose node-store copy goes then).
+    for (auto& id : ids)
+      drop_contained(id);
+    node_frees.swap(node_frees_);
+  }
+  free_node_copies(node_frees);
 }
 
 process_memory worker_context::memory(worker_id id) const {
@@ -647,6 +725,10 @@ size_t worker_context::refs() {
 
 void worker_context::on_free(const object_id& id, object_entry&&) {
   borrowers_.erase(id);
+  // A value this worker sealed in the node store (`put`): its primary copy
+  // goes too, after mtx_ is released (a request to the store).
+  if (auto obj = store_->get(id); obj && obj->in_node_store)
+    node_frees_.push_back(id);
   store_->erase(id);
   drop_contained(id);
 }

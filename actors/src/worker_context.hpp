@@ -40,7 +40,11 @@ namespace dref::internal {
 /// Invariants: every ref this process holds is counted once, in `own_`
 /// (objects it owns) or in `borrows_` (objects owned elsewhere); a value in
 /// the store that contains refs counts one local ref per contained ref
-/// (`contained_`), released when the value is erased.
+/// (`contained_`), released when the value is erased. An owned object whose
+/// slot is `in_node_store` has exactly one primary copy in the node store,
+/// freed when `own_` frees the object (queued in `node_frees_` under
+/// `mtx_`, sent by the same call after it releases `mtx_`) or, if this
+/// process dies, by the driver (`node_store::free_owned_by`).
 ///
 /// Lifetime: made by `run_worker`, shared with every ref it hands out; it
 /// outlives the actor system only as a counter (sends then go nowhere).
@@ -143,6 +147,9 @@ public:
   void store_error(const object_id& id, caf::error err);
 
   /// A new object owned by this worker, holding `value` (for `dref::put`).
+  /// Above `inline_limit` (with a node store) the value is sealed once in
+  /// the node store as this worker's primary copy and the slot keeps no
+  /// bytes; a refusal (`store_full`, ...) keeps it in the heap instead.
   ref_base put(blob value, std::vector<ref_base>&& refs);
 
   /// The value of `x` for task code, fetched from its owner when needed;
@@ -171,7 +178,12 @@ public:
 
   // -- server side (store actor) ---------------------------------------------
 
-  /// A stored value with the descriptors of the refs inside it.
+  /// A stored value with the descriptors of the refs inside it. A value
+  /// sealed in the node store is answered without its bytes
+  /// (`value_msg::in_node_store`): every process asking is on this node and
+  /// maps it itself (`receive_value`, the driver's `get_blob` and
+  /// `forward_get`); a caller that needs the bytes (a checkpoint) copies
+  /// them with `with_bytes`.
   caf::expected<value_msg> serve(const object_id& id);
 
   /// Borrowing, step 2 at the owner: records `borrower` for each of `ids`
@@ -216,9 +228,19 @@ private:
   caf::expected<buffer> fetch_once(worker_id w, uint16_t port,
                                    const object_id& id,
                                    std::vector<object_id>& held);
+  // A fetched value: holds the refs inside it, maps it if the reply says
+  // "in the node store". `owner`: the process asked owns the object; if
+  // the mapping fails it is asked again, so that a dead owner (whose
+  // objects the driver freed from the store) gives `owner_died`.
   caf::expected<buffer> receive_value(const object_id& id,
                                       caf::expected<value_msg> reply,
-                                      std::vector<object_id>& held);
+                                      std::vector<object_id>& held,
+                                      const caf::actor& owner = {});
+  // Turns an "in the node store" reply into one with the bytes (a copy).
+  // Errors: `object_lost` if the store no longer has it.
+  caf::error with_bytes(const object_id& id, value_msg& v);
+  // Frees `ids` in the node store (without mtx_); clears `ids`.
+  void free_node_copies(std::vector<object_id>& ids);
   // Registers `id` with its owner (if `todo`) and then releases the
   // sender's transit hold described in `d`, on the registrar thread.
   void register_later(ref_descriptor d, bool todo);
@@ -249,6 +271,9 @@ private:
   borrow_table borrows_;                                // guarded by mtx_
   borrower_set borrowers_;                              // guarded by mtx_
   std::unordered_map<object_id, std::vector<object_id>> contained_; // mtx_
+  // Owned objects just freed whose node-store copy must go; drained by the
+  // call that freed them, after it releases mtx_ (guarded by mtx_).
+  std::vector<object_id> node_frees_;
   std::unordered_map<uint16_t, caf::actor> peers_;      // guarded by mtx_
   std::unordered_map<caf::actor_addr, uint64_t> borrower_addrs_; // mtx_
   // Refs this worker sent in plain CAF messages (see runtime_impl).

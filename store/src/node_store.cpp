@@ -258,6 +258,28 @@ struct node_store::impl {
     pool_bytes += bytes;
   }
 
+  // Deletes every copy of `id` (segment, spill file, index entry): step 7
+  // of the life of a value. An unpinned sealed segment is kept for reuse.
+  // @pre `index.find(id) != nullptr`.
+  void free_locked(const object_id& id) {
+    auto e = index.find(id);
+    if (e->in_memory) {
+      auto m = maps.find(id);
+      // Reuse only pages nobody maps but us (no pin: no buffer here, no
+      // acquire by another process).
+      if (cfg.recycle_segments && e->sealed && e->pins == 0
+          && m != maps.end())
+        keep_segment_locked(segment_path(id), m->second, e->size);
+      else
+        ::unlink(e->sealed ? segment_path(id).c_str()
+                           : tmp_path(id).c_str());
+    }
+    if (e->on_disk)
+      ::unlink(spill_path(id).c_str());
+    maps.erase(id);
+    index.erase(id);
+  }
+
   // Makes room for `bytes`: first drops kept segments (oldest first), then
   // carries out `index.make_room(bytes)`. On a failed spill, the copies
   // removed so far stay removed (each is safe: evicted copies can be pulled
@@ -714,26 +736,23 @@ bool node_store::contains(const object_id& id) const {
 caf::error node_store::free(const object_id& id) {
   auto& s = *impl_;
   std::lock_guard<std::mutex> guard{s.mtx};
-  auto e = s.index.find(id);
-  if (e == nullptr)
+  if (s.index.find(id) == nullptr)
     return make_error(store_errc::not_found,
                       to_string(id) + " is not in store " + s.cfg.name);
-  if (e->in_memory) {
-    auto m = s.maps.find(id);
-    // Reuse only pages nobody maps but us (no pin: no buffer here, no
-    // acquire by another process).
-    if (s.cfg.recycle_segments && e->sealed && e->pins == 0
-        && m != s.maps.end())
-      s.keep_segment_locked(s.segment_path(id), m->second, e->size);
-    else
-      ::unlink(e->sealed ? s.segment_path(id).c_str()
-                         : s.tmp_path(id).c_str());
-  }
-  if (e->on_disk)
-    ::unlink(s.spill_path(id).c_str());
-  s.maps.erase(id);
-  s.index.erase(id);
+  s.free_locked(id);
   return caf::none;
+}
+
+size_t node_store::free_owned_by(uint64_t owner) {
+  auto& s = *impl_;
+  std::lock_guard<std::mutex> guard{s.mtx};
+  std::vector<object_id> ids;
+  for (auto& id : s.index.lru_order())
+    if (id.owner == owner)
+      ids.push_back(id);
+  for (auto& id : ids)
+    s.free_locked(id);
+  return ids.size();
 }
 
 store_stats node_store::stats() const {

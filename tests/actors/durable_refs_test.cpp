@@ -57,6 +57,20 @@ owned_texts make_texts(std::string prefix, int32_t n) {
   return result;
 }
 
+// Strings of `kib` KiB each (above the inline limit) owned by the worker
+// that made them: each sealed in the node store as that worker's object.
+owned_texts make_large_texts(int32_t kib, int32_t n) {
+  owned_texts result;
+  for (int32_t i = 0; i < n; ++i)
+    result.texts.push_back(
+      dref::put(std::string(static_cast<size_t>(kib) * 1024,
+                            static_cast<char>('a' + i)))
+        .value());
+  result.nested = dref::put(text_refs{}).value();
+  result.pid = static_cast<int32_t>(getpid());
+  return result;
+}
+
 // A value above the inline limit: sealed in the node store.
 std::string make_large(int32_t kib) {
   return std::string(static_cast<size_t>(kib) * 1024, 'L');
@@ -157,6 +171,7 @@ owned_texts texts_elsewhere(runtime& rt, int32_t not_pid,
 
 DREF_REMOTE(make_texts);
 DREF_REMOTE(make_large);
+DREF_REMOTE(make_large_texts);
 DREF_REMOTE(sum_lengths);
 DREF_ACTOR(ref_vault, &ref_vault::keep, &ref_vault::keep_nested, &ref_vault::drop,
            &ref_vault::tick, &ref_vault::give, &ref_vault::total, &ref_vault::pid);
@@ -381,5 +396,67 @@ TEST_CASE("a durable call whose state refers to a value nobody has fails "
     REQUIRE(v);
     CHECK(rt.get(v->call(&ref_vault::total), 20s).value() == 4);
     CHECK(rt.get(v->call(&ref_vault::tick), 20s).value() == 2);
+  });
+}
+
+TEST_CASE("a large value a task put, kept in a durable actor's state, is "
+          "still readable after its owner process died") {
+  // The values (300 KiB each) are sealed in the node store by the worker
+  // that put them; the vault's worker asks that owner, which answers "in
+  // the node store", and copies the bytes into the checkpoint. Then the
+  // owner dies, its node-store copies go, and the kept copies serve.
+  state_dir dir;
+  test::with_cluster(durable_cluster(dir, 2), [](runtime& rt) {
+    auto v = rt.spawn<ref_vault>(durable("vault-large-owner-death"));
+    auto vault_pid = rt.get(v.call(&ref_vault::pid), 20s).value();
+    std::optional<owned_texts> made;
+    for (int i = 0; i < 16 && !made; ++i) {
+      auto m = rt.get(rt.call(make_large_texts, int32_t{300}, int32_t{2}),
+                      20s);
+      REQUIRE_MESSAGE(m, caf::to_string(m.error()));
+      if (m->pid != vault_pid)
+        made = std::move(*m);
+    }
+    REQUIRE_MESSAGE(made, "every task ran on the vault's worker");
+    CHECK(rt.stats().value().node_objects >= 2);
+    REQUIRE(rt.get(v.call(&ref_vault::keep, made->texts), 20s));
+    int64_t want = 2 * 300 * 1024;
+    REQUIRE(rt.get(v.call(&ref_vault::total), 20s).value() == want);
+    auto owner_pid = made->pid;
+    made.reset();
+    REQUIRE_EQ(::kill(owner_pid, SIGKILL), 0);
+    auto total = rt.get(v.call(&ref_vault::total), 30s);
+    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    CHECK(*total == want);
+    REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
+  });
+}
+
+TEST_CASE("a large value a task put on the durable actor's own worker is "
+          "kept with its bytes and readable after that worker died") {
+  // The vault's own worker owns the values: it copies them from its node
+  // store slot into the checkpoint. Killing that worker frees them from
+  // the store; the vault comes back elsewhere and reads the kept copies.
+  state_dir dir;
+  test::with_cluster(durable_cluster(dir, 2), [](runtime& rt) {
+    auto v = rt.spawn<ref_vault>(durable("vault-large-own-worker"));
+    auto vault_pid = rt.get(v.call(&ref_vault::pid), 20s).value();
+    std::optional<owned_texts> made;
+    for (int i = 0; i < 16 && !made; ++i) {
+      auto m = rt.get(rt.call(make_large_texts, int32_t{300}, int32_t{2}),
+                      20s);
+      REQUIRE_MESSAGE(m, caf::to_string(m.error()));
+      if (m->pid == vault_pid)
+        made = std::move(*m);
+    }
+    REQUIRE_MESSAGE(made, "no task ran on the vault's worker");
+    REQUIRE(rt.get(v.call(&ref_vault::keep, made->texts), 20s));
+    made.reset();
+    REQUIRE_EQ(::kill(vault_pid, SIGKILL), 0);
+    auto total = rt.get(v.call(&ref_vault::total), 30s);
+    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    CHECK(*total == int64_t{2} * 300 * 1024);
+    CHECK(rt.get(v.call(&ref_vault::pid), 20s).value() != vault_pid);
+    REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
   });
 }

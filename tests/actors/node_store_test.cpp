@@ -5,6 +5,8 @@
 
 #include "test_util.hpp"
 
+#include "caf/all.hpp"
+
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -268,6 +270,83 @@ std::vector<std::string> object_files(const std::string& prefix) {
   return result;
 }
 
+// -- values a task puts (dref::put) --------------------------------------------
+
+// A value a task put (owned by that task's worker process) and the pid of
+// that worker.
+struct put_value {
+  ref<buffer> data;
+  int32_t pid = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, put_value& x) {
+  return f(caf::meta::type_name("test.put_value"), x.data, x.pid);
+}
+
+put_value node_put(int32_t size, int32_t seed) {
+  auto r = dref::put(make_buffer(make_bytes(size, seed)));
+  if (!r)
+    throw std::runtime_error("put failed: " + caf::to_string(r.error()));
+  return put_value{std::move(*r), static_cast<int32_t>(getpid())};
+}
+
+// Puts a value and drops its only ref before the task ends.
+int64_t node_put_and_drop(int32_t size, int32_t seed) {
+  auto r = dref::put(make_buffer(make_bytes(size, seed)));
+  if (!r)
+    throw std::runtime_error("put failed: " + caf::to_string(r.error()));
+  return static_cast<int64_t>(size);
+}
+
+// The file a worker-owned object `id` is sealed in (see docs/formats.md:
+// `<prefix><owner hex>.<seq hex>`).
+std::string segment_of(const std::string& prefix, const object_id& id) {
+  char name[40];
+  std::snprintf(name, sizeof(name), "%016llx.%016llx",
+                static_cast<unsigned long long>(id.owner),
+                static_cast<unsigned long long>(id.seq));
+  return prefix + name;
+}
+
+// An actor per worker that reads refs it is given inside its task.
+struct put_reader {
+  // Gets `r` and reports where the bytes are mapped.
+  mapping_info where(ref<buffer> r) {
+    return node_get_where(std::move(r));
+  }
+  // Gets `r`; "ok" or the error as "<category>:<code>".
+  std::string read(ref<buffer> r) {
+    auto v = dref::get(r, std::chrono::seconds{10});
+    if (!v)
+      return caf::to_string(v.error().category()) + ":"
+             + std::to_string(v.error().code());
+    return "ok";
+  }
+  int32_t pid() {
+    return static_cast<int32_t>(getpid());
+  }
+};
+
+// Objects in the node store now (a stats call may fail while a worker that
+// just died is still listed: then "unknown", never 0).
+uint64_t node_objects(runtime& rt) {
+  auto st = rt.stats(std::chrono::seconds{1});
+  return st ? st->node_objects : ~uint64_t{0};
+}
+
+// Waits (bounded) until `pred()` holds; returns its last value.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
 } // namespace
 
 DREF_ACTOR(in_place_maker, &in_place_maker::make, &in_place_maker::make_tagged,
@@ -281,6 +360,10 @@ DREF_REMOTE(node_where_tagged);
 DREF_REMOTE(node_where);
 DREF_REMOTE(node_get_where);
 DREF_ACTOR(node_prober, &node_prober::probe, &node_prober::pid);
+DREF_REMOTE(node_put);
+DREF_REMOTE(node_put_and_drop);
+DREF_ACTOR(put_reader, &put_reader::where, &put_reader::read,
+           &put_reader::pid);
 
 TEST_CASE("two workers read the same large value from one shared-memory "
           "segment without copying it") {
@@ -655,5 +738,253 @@ TEST_CASE("a buffer filled in place that the task keeps stays readable, "
     }
     // Both results freed; the actor's kept view keeps its pages, not the
     // objects: check_no_leaks finds the store empty.
+  });
+}
+
+// -- values a task puts (dref::put) --------------------------------------------
+
+namespace {
+
+// A put_reader on the worker other than `pid`'s, and one on `pid`'s own
+// (two workers: spawns alternate between them).
+std::pair<actor_handle<put_reader>, actor_handle<put_reader>>
+readers_around(runtime& rt, int32_t pid) {
+  actor_handle<put_reader> other;
+  actor_handle<put_reader> same;
+  for (int i = 0; i < 8 && (!other || !same); ++i) {
+    auto r = rt.spawn<put_reader>();
+    auto p = rt.get(r.call(&put_reader::pid), 10s);
+    REQUIRE(p);
+    if (*p == pid && !same)
+      same = r;
+    else if (*p != pid && !other)
+      other = r;
+  }
+  REQUIRE(other);
+  REQUIRE(same);
+  return {other, same};
+}
+
+} // namespace
+
+TEST_CASE("a large value a task puts is sealed once in the node store under "
+          "its worker's id and read in place by every worker and the "
+          "driver") {
+  // Worker A's task puts 8 MiB (above the 100 KiB inline limit): A owns the
+  // object and seals its bytes in the driver's node store as a file named
+  // by the object's id, keeping no heap copy. An actor on worker B and one
+  // on A get the ref inside a task; the driver gets it too. All three map
+  // that very file.
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    REQUIRE_FALSE(prefix.empty());
+    auto made = rt.get(rt.call(node_put, 8 * mib, 31), 10s);
+    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    auto id = made->data.id();
+    CHECK(id.owner != 0);
+    auto path = segment_of(prefix, id);
+    INFO("segment " << path);
+    CHECK(exists(path));
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 1);
+    CHECK(st->node_bytes > uint64_t{8} * mib);
+    for (auto& w : st->workers)
+      CHECK(w.bytes < 1000); // the owner keeps no heap copy
+    auto [other, same] = readers_around(rt, made->pid);
+    auto expected = make_bytes(8 * mib, 31);
+    // The bytes travel as a length-prefixed buffer: compare the value.
+    auto sum = checksum(expected.data(), expected.size());
+    auto mo = rt.get(other.call(&put_reader::where, made->data), 10s);
+    auto ms = rt.get(same.call(&put_reader::where, made->data), 10s);
+    REQUIRE_MESSAGE(mo, caf::to_string(mo.error()));
+    REQUIRE_MESSAGE(ms, caf::to_string(ms.error()));
+    CHECK(mo->pid != made->pid);
+    CHECK(ms->pid == made->pid);
+    for (auto* m : {&*mo, &*ms}) {
+      INFO("reader " << m->pid << " maps " << m->path);
+      CHECK(m->path == path);
+      CHECK(m->inode == inode_of(path));
+      CHECK(m->size == expected.size());
+      CHECK(m->sum == sum);
+    }
+    CHECK(mo->dev == ms->dev);
+    CHECK(mo->inode == ms->inode);
+    // A task given the ref as a `buffer` argument maps it too.
+    auto b = rt.spawn<node_prober>();
+    auto mp = rt.get(b.call(&node_prober::probe, made->data), 10s);
+    REQUIRE_MESSAGE(mp, caf::to_string(mp.error()));
+    CHECK(mp->path == path);
+    CHECK(mp->sum == sum);
+    // The driver's get (a borrower) maps the store's own mapping.
+    auto v = rt.get(made->data, 10s);
+    REQUIRE_MESSAGE(v, caf::to_string(v.error()));
+    REQUIRE(v->size() == expected.size());
+    CHECK(std::memcmp(v->data(), expected.data(), expected.size()) == 0);
+    CHECK(mapping_of(v->data(), v->size()).path == path);
+    // Still one object: nobody made a second copy in the store.
+    st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 1);
+    v = caf::error{};
+    made->data = {};
+  });
+}
+
+TEST_CASE("dropping the last ref to a large value a task put deletes its "
+          "segment") {
+  std::string prefix;
+  test::with_cluster([&](runtime& rt) {
+    prefix = rt.node_store_prefix();
+    REQUIRE_FALSE(prefix.empty());
+    // Dropped by the driver, the last borrower: the owner frees it.
+    auto made = rt.get(rt.call(node_put, 4 * mib, 32), 10s);
+    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    auto path = segment_of(prefix, made->data.id());
+    REQUIRE(exists(path));
+    made->data = {};
+    CHECK(eventually([&] { return !exists(path); }));
+    CHECK(eventually([&] { return node_objects(rt) == 0; }));
+    CHECK(object_files(prefix).empty());
+    // Dropped inside the task that put it: gone before the task ends.
+    auto n = rt.get(rt.call(node_put_and_drop, 4 * mib, 33), 10s);
+    REQUIRE_MESSAGE(n, caf::to_string(n.error()));
+    CHECK(*n == 4 * mib);
+    CHECK(node_objects(rt) == 0);
+    CHECK(object_files(prefix).empty());
+    test::check_no_leaks(rt);
+    CHECK(object_files(prefix).empty());
+  });
+  CHECK(files_with_prefix(prefix).empty());
+}
+
+TEST_CASE("the SIGKILL of the worker that put a large value frees its "
+          "segment, and readers then get owner_died") {
+  // Worker A puts 4 MiB (A owns it, its bytes are in the node store); an
+  // actor on worker B reads it. A is killed: the driver frees A's objects
+  // from the store (fate-sharing), so the file is gone, and both the
+  // driver's get and B's get fail with owner_died.
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    auto made = rt.get(rt.call(node_put, 4 * mib, 34), 10s);
+    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    auto owner = made->pid;
+    auto path = segment_of(prefix, made->data.id());
+    REQUIRE(exists(path));
+    auto readers = readers_around(rt, owner);
+    auto b = readers.first;
+    readers.second = {};
+    REQUIRE(rt.get(b.call(&put_reader::read, made->data), 10s).value()
+            == "ok");
+    REQUIRE(rt.get(made->data, 10s));
+    REQUIRE_EQ(::kill(owner, SIGKILL), 0);
+    auto listed = [&] {
+      for (auto& w : rt.workers())
+        if (w.pid == owner)
+          return true;
+      return false;
+    };
+    REQUIRE(eventually([&] { return !listed(); }));
+    CHECK(eventually([&] { return !exists(path); }));
+    CHECK(object_files(prefix).empty());
+    CHECK(eventually([&] { return node_objects(rt) == 0; }));
+    auto driver_get = rt.get(made->data, 10s);
+    REQUIRE_FALSE(driver_get);
+    INFO(caf::to_string(driver_get.error()));
+    CHECK(test::is(driver_get.error(), refs_errc::owner_died));
+    auto remote = rt.get(b.call(&put_reader::read, made->data), 30s);
+    REQUIRE_MESSAGE(remote, caf::to_string(remote.error()));
+    CHECK_EQ(*remote,
+             "dref_refs:"
+               + std::to_string(static_cast<int>(refs_errc::owner_died)));
+    made->data = {};
+  });
+}
+
+TEST_CASE("a small value a task puts stays in the worker's heap") {
+  test::with_cluster([](runtime& rt) {
+    auto made = rt.get(rt.call(node_put, 1000, 35), 10s);
+    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 0);
+    uint64_t heap = 0;
+    for (auto& w : st->workers)
+      heap += w.bytes;
+    CHECK(heap >= 1000);
+    CHECK_FALSE(exists(segment_of(rt.node_store_prefix(), made->data.id())));
+    auto expected = make_bytes(1000, 35);
+    auto v = rt.get(made->data, 10s);
+    REQUIRE(v);
+    REQUIRE(v->size() == expected.size());
+    CHECK(std::memcmp(v->data(), expected.data(), expected.size()) == 0);
+    auto other = readers_around(rt, made->pid).first;
+    CHECK(rt.get(other.call(&put_reader::read, made->data), 10s).value()
+          == "ok");
+    made->data = {};
+  });
+}
+
+TEST_CASE("a large value a task puts stays in the worker's heap when the "
+          "node store refuses it, and reads back") {
+  // The store holds 1 MiB: a 2 MiB put cannot go there (store_full), so
+  // the worker keeps the bytes and serves copies, as before.
+  auto cfg = test::small_cluster();
+  cfg.store_capacity = uint64_t{1} * mib;
+  test::with_cluster(cfg, [](runtime& rt) {
+    auto made = rt.get(rt.call(node_put, 2 * mib, 36), 10s);
+    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 0);
+    uint64_t heap = 0;
+    for (auto& w : st->workers)
+      heap += w.bytes;
+    CHECK(heap >= uint64_t{2} * mib);
+    auto expected = make_bytes(2 * mib, 36);
+    auto v = rt.get(made->data, 10s);
+    REQUIRE(v);
+    REQUIRE(v->size() == expected.size());
+    CHECK(std::memcmp(v->data(), expected.data(), expected.size()) == 0);
+    auto other = readers_around(rt, made->pid).first;
+    auto m = rt.get(other.call(&put_reader::where, made->data), 10s);
+    REQUIRE_MESSAGE(m, caf::to_string(m.error()));
+    CHECK(m->sum == checksum(expected.data(), expected.size()));
+    CHECK_FALSE(starts_with(m->path, rt.node_store_prefix())); // a copy
+    v = caf::error{};
+    made->data = {};
+  });
+}
+
+TEST_CASE("dref::then of a large value a task put gets its bytes") {
+  // `then` runs in an actor of the driver, which hosts the node store: the
+  // owning worker answers "in the node store" and the driver copies the
+  // bytes into the reply.
+  test::with_cluster([](runtime& rt) {
+    auto made = rt.get(rt.call(node_put, 2 * mib, 37), 10s);
+    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    caf::scoped_actor waiter{rt.system()};
+    auto waiter_addr = caf::actor_cast<caf::actor>(waiter);
+    auto r = made->data;
+    rt.system().spawn([r, waiter_addr](caf::event_based_actor* self) {
+      then(
+        self, r,
+        [self, waiter_addr](const buffer& b) {
+          self->send(waiter_addr, checksum(b.data(), b.size()));
+          self->quit();
+        },
+        [self, waiter_addr](const caf::error& err) {
+          self->send(waiter_addr, err);
+          self->quit();
+        });
+    });
+    auto expected = make_bytes(2 * mib, 37);
+    uint64_t got = 0;
+    waiter->receive([&](uint64_t sum) { got = sum; },
+                    [&](caf::error& err) { FAIL(caf::to_string(err)); },
+                    caf::after(10s) >> [] { FAIL("no answer"); });
+    CHECK(got == checksum(expected.data(), expected.size()));
+    r = {};
+    made->data = {};
   });
 }

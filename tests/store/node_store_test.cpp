@@ -402,3 +402,53 @@ TEST_CASE("a node_client writer sealing under another id keeps its own "
   CHECK(f.shm_files_but_pool().size() == 1); // only the lock file
   server->reset();
 }
+
+TEST_CASE("free_owned_by frees every object of one owner, in memory, "
+          "spilled or being written, and leaves other owners' objects") {
+  // Fate-sharing in the store: a worker process (owner 0x77) dies; its
+  // objects go, those of owner 0x88 stay. One of 0x77's objects is spilled
+  // (capacity 8 MiB), one is read by a buffer still held, one is still
+  // being written.
+  store_fixture f{8 * mib};
+  auto dead = [](uint64_t seq) { return object_id{0x77, seq}; };
+  auto alive = [](uint64_t seq) { return object_id{0x88, seq}; };
+  auto a = pattern(1, 3 * mib);
+  auto b = pattern(2, 3 * mib);
+  auto c = pattern(3, 1 * mib);
+  REQUIRE(f.store->put(dead(1), a.data(), a.size()));
+  REQUIRE(f.store->put(alive(1), b.data(), b.size()));
+  REQUIRE(f.store->put(dead(2), b.data(), b.size())); // spills dead(1)
+  REQUIRE(exists(f.store->spill_path(dead(1))));
+  REQUIRE_FALSE(exists(f.store->segment_path(dead(1))));
+  auto held = f.store->get(dead(2));
+  REQUIRE(held);
+  auto writing = f.store->create(dead(3), c.size());
+  REQUIRE(writing);
+  CHECK(f.store->stats().objects == 4);
+  CHECK(f.store->free_owned_by(0x77) == 3);
+  CHECK_FALSE(f.store->contains(dead(1)));
+  CHECK_FALSE(f.store->contains(dead(2)));
+  CHECK_FALSE(exists(f.store->spill_path(dead(1))));
+  CHECK_FALSE(exists(f.store->segment_path(dead(2))));
+  CHECK_FALSE(exists(f.store->segment_path(dead(3)) + ".tmp"));
+  // The writer of a freed object cannot seal it any more.
+  std::memcpy(writing->data(), c.data(), c.size());
+  auto sealed = writing->seal();
+  REQUIRE_FALSE(sealed);
+  CHECK(store_code(sealed.error()) == code(store_errc::not_found));
+  // A reader that still holds a buffer keeps its pages.
+  CHECK(std::memcmp(held->data(), b.data(), b.size()) == 0);
+  // The other owner's object is untouched and readable.
+  auto other = f.store->get(alive(1));
+  REQUIRE(other);
+  CHECK(std::memcmp(other->data(), b.data(), b.size()) == 0);
+  auto st = f.store->stats();
+  CHECK(st.objects == 1);
+  CHECK(st.memory_bytes == b.size());
+  CHECK(f.spill.entries().empty());
+  CHECK(f.shm_files_but_pool().size() == 2); // alive(1) and the lock file
+  // Nothing left of that owner: a second call frees nothing.
+  CHECK(f.store->free_owned_by(0x77) == 0);
+  CHECK(f.store->free_owned_by(0x99) == 0);
+  CHECK(f.store->stats().objects == 1);
+}

@@ -207,6 +207,14 @@ public:
   /// `not_found`. A writer still filling the object then fails to seal.
   caf::error free(const object_id& id);
 
+  /// Fate-sharing: the process `owner` died, so every object it owned goes
+  /// (as by `free`, sealed or still being written): each id whose `owner`
+  /// field is `owner`. Returns how many went. Objects of other owners are
+  /// untouched. Called by the process hosting the store when it learns of
+  /// the death (the runtime: `on_worker_down`); without it a dead worker's
+  /// primary copies would stay until the store closes.
+  size_t free_owned_by(uint64_t owner);
+
   store_stats stats() const;
   const store_config& config() const noexcept;
 
