@@ -61,8 +61,11 @@ std::shared_ptr<mapping> map_fd(int fd, size_t length, int prot, int flags) {
 
 // Creates `path` (must not exist), allocates `length` bytes of it (so that a
 // full tmpfs fails here with ENOSPC rather than with SIGBUS on a write) and
-// maps it twice, both views populated: read-write for its writer, read-only
-// for readers (see `mapping`).
+// maps it twice: read-write (populated: the writer touches every page) for
+// its writer, read-only for readers (see `mapping`). The read-only view is
+// not populated: a reader in this process faults its pages in as it reads,
+// as readers in other processes do; populating it here cost ~10 ms per
+// 100 MiB on every fresh put (docs/performance.md).
 caf::expected<std::shared_ptr<mapping>> create_mapped(const std::string& path,
                                                       size_t length) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -79,7 +82,7 @@ caf::expected<std::shared_ptr<mapping>> create_mapped(const std::string& path,
   int err = errno;
   void* ro = MAP_FAILED;
   if (rw != MAP_FAILED) {
-    ro = ::mmap(nullptr, length, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    ro = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, 0);
     err = errno;
     if (ro == MAP_FAILED)
       ::munmap(rw, length);

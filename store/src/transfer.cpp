@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <list>
 #include <system_error>
@@ -630,7 +631,15 @@ caf::expected<buffer> transfer_client::pull(const object_id& id,
   }
   if (hook)
     hook(id);
-  auto result = transfer(id, from);
+  caf::expected<buffer> result{caf::error{}};
+  try {
+    result = transfer(id, from);
+  } catch (const std::exception& e) { // e.g. bad_alloc: still end the flight
+    result = transfer_error(from, std::string{"pulling "} + to_string(id)
+                                    + ": " + e.what());
+  } catch (...) {
+    result = transfer_error(from, "pulling " + to_string(id) + ": failed");
+  }
   std::lock_guard<std::mutex> guard{mtx_};
   f->result = result;
   f->done = true;
@@ -645,8 +654,10 @@ uint64_t stripe_argument(uint32_t index, uint32_t requested) {
   return uint64_t{index} | (uint64_t{requested} << 32);
 }
 
-/// The stripes of one pull: the first error, and the sockets to shut down
-/// when it happens (so that every other stripe's receive ends at once).
+/// The stripes of one pull: the first error, the sockets to shut down
+/// when it happens (so that every other stripe's receive ends at once),
+/// and the hand-over of the local segment to stripes started before it
+/// existed.
 class stripe_group {
 public:
   /// Registers a stripe's socket; false if the pull failed already.
@@ -664,7 +675,8 @@ public:
     fds_.erase(std::remove(fds_.begin(), fds_.end(), fd), fds_.end());
   }
 
-  /// Records the first error and shuts every registered socket down.
+  /// Records the first error, shuts every registered socket down and
+  /// wakes stripes waiting for the segment.
   void fail(caf::error err) {
     std::lock_guard<std::mutex> guard{mtx_};
     if (err_)
@@ -672,6 +684,7 @@ public:
     err_ = std::move(err);
     for (int fd : fds_)
       ::shutdown(fd, SHUT_RDWR);
+    cv_.notify_all();
   }
 
   caf::error error() const {
@@ -679,10 +692,44 @@ public:
     return err_;
   }
 
+  /// Hands the segment's first byte to the stripes.
+  void set_segment(char* data) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    data_ = data;
+    cv_.notify_all();
+  }
+
+  /// The segment, or null once the pull failed or `timeout` passed.
+  char* wait_segment(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    cv_.wait_for(guard, timeout, [&] { return data_ != nullptr || err_; });
+    return err_ ? nullptr : data_;
+  }
+
 private:
   mutable std::mutex mtx_;
-  std::vector<int> fds_; // mtx_
-  caf::error err_;       // mtx_
+  std::condition_variable cv_;
+  std::vector<int> fds_;   // mtx_
+  caf::error err_;         // mtx_
+  char* data_ = nullptr;   // mtx_
+};
+
+/// Joins a pull's stripe threads on every way out of `transfer`, an
+/// exception included: it fails the group first (a no-op after success or
+/// an earlier failure), so that no thread waits on.
+struct stripe_joiner {
+  stripe_group& group;
+  std::vector<std::thread> threads;
+  ~stripe_joiner() {
+    bool running = false;
+    for (auto& t : threads)
+      running = running || t.joinable();
+    if (running && !group.error())
+      group.fail(make_error(store_errc::transfer_failed, "pull abandoned"));
+    for (auto& t : threads)
+      if (t.joinable())
+        t.join();
+  }
 };
 
 // Receives `n` bytes into `p` in chunks of at most `chunk`.
@@ -719,26 +766,17 @@ caf::expected<buffer> transfer_client::transfer(const object_id& id,
     return transfer_error(from, "bad pull response for " + to_string(id)
                                   + " (stripes " + std::to_string(count)
                                   + ", size " + std::to_string(size) + ")");
-  // 4. The local copy.
-  auto w = local_.create(id, size, copy_kind::secondary, elem_size);
-  if (!w) {
-    if (is(w.error(), store_errc::already_exists))
-      return local_.get(id); // put here meanwhile; drop the connection
-    return std::move(w.error());
-  }
-  auto data = w->data();
   auto receive_failed = [&](uint32_t index, int rc) {
     return transfer_error(from, "receiving " + to_string(id) + " (stripe "
                                   + std::to_string(index) + " of "
                                   + std::to_string(count)
                                   + "): " + describe(rc));
   };
-  if (count == 1) {
-    if (int rc = receive_into(c->fd, data, size, chunk_size))
-      return receive_failed(0, rc);
-    return w->seal(); // 6.
-  }
-  // 5. Every further stripe on its own connection and thread.
+  // 5 (started first). The further stripes connect and ask at once, so
+  // the peer pins the value for each of them while this thread makes the
+  // local copy; each then waits for the segment and receives its range.
+  // `w` outlives the joiner: no thread writes into an aborted segment.
+  caf::expected<segment_writer> w{caf::error{}};
   stripe_group group;
   group.enter(c->fd);
   auto run_stripe = [&](uint32_t index) {
@@ -758,35 +796,54 @@ caf::expected<buffer> transfer_client::transfer(const object_id& id,
                                 stripe_argument(index, streams_)))
       return finish(std::move(err));
     auto sr = read_response(sc->fd, from);
-    if (!sr)
+    if (!sr) {
+      if (is(sr.error(), store_errc::not_found))
+        return finish(transfer_error(from, to_string(id)
+                                             + " was dropped by the peer "
+                                               "during the pull"));
       return finish(std::move(sr.error()));
+    }
     auto [first, last] = internal::stripe_range(size, count, index);
     if (sr->generation != size || sr->stripes != count
         || sr->size != last - first)
       return finish(transfer_error(from, "stripe " + std::to_string(index)
                                            + " of " + to_string(id)
                                            + " does not match stripe 0"));
+    auto data = group.wait_segment(timeout_);
+    if (data == nullptr)
+      return finish(group.error() ? caf::none
+                                  : transfer_error(from, "no local segment "
+                                                         "in time"));
     if (int rc = receive_into(sc->fd, data + first, last - first,
                               chunk_size))
       return finish(receive_failed(index, rc));
     finish(caf::none);
   };
-  std::vector<std::thread> threads;
-  threads.reserve(count - 1);
+  stripe_joiner joiner{group, {}};
   for (uint32_t i = 1; i < count; ++i) {
     try {
-      threads.emplace_back(run_stripe, i);
-    } catch (const std::system_error& e) { // no thread to be had
-      group.fail(transfer_error(from, std::string{"starting a stripe: "}
-                                        + e.what()));
+      joiner.threads.emplace_back(run_stripe, i);
+    } catch (...) { // no thread (or no memory for one) to be had
+      group.fail(transfer_error(from, "cannot start a thread for stripe "
+                                        + std::to_string(i)));
       break;
     }
   }
-  if (int rc = receive_into(c->fd, data, internal::stripe_range(size, count,
-                                                                0).second,
+  // 4. The local copy.
+  w = local_.create(id, size, copy_kind::secondary, elem_size);
+  if (!w) {
+    group.fail(w.error()); // ends the stripes; the joiner waits for them
+    if (is(w.error(), store_errc::already_exists))
+      return local_.get(id); // put here meanwhile; drop the connections
+    return std::move(w.error());
+  }
+  auto data = w->data();
+  group.set_segment(data);
+  if (int rc = receive_into(c->fd, data,
+                            internal::stripe_range(size, count, 0).second,
                             chunk_size))
     group.fail(receive_failed(0, rc));
-  for (auto& t : threads)
+  for (auto& t : joiner.threads)
     t.join();
   group.leave(c->fd);
   if (auto err = group.error())
@@ -977,7 +1034,7 @@ caf::error node_client::writer::seal() {
   if (!st_)
     return make_error(store_errc::invalid_argument, "writer already done");
   auto st = std::move(st_);
-  st->map.reset(); // unmap before the store seals (and write-protects)
+  st->map.reset(); // unmap before the store seals
   std::lock_guard<std::mutex> guard{st->client->mtx};
   auto r = st->client->call(wire_op::seal, st->id, 0, nullptr);
   if (!r)

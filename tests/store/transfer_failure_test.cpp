@@ -130,9 +130,17 @@ TEST_CASE("a peer that stops sending mid-value makes the pull fail with "
   CHECK(local.shm_files().size() == 1);
 }
 
+/// What the scripted striped peer does with stripe 1.
+struct stripe1_script {
+  uint64_t value_size = 8 * mib; // announced in its header
+  uint64_t sent = mib;           // bytes sent before closing or hanging
+  bool hangs = false;            // then waits until released
+  bool not_found = false;        // answers with a not_found error instead
+};
+
 /// Serves a striped pull of an 8 MiB value in two stripes of 4 MiB:
-/// stripe 0 in full; stripe 1 as `stripe1` says (its header's value size,
-/// how many bytes it sends, whether it then hangs until released).
+/// stripe 0 in full (or, if `stripe0_hangs`, 1 MiB and then silence until
+/// released); stripe 1 as `script` says.
 struct striped_peer {
   static constexpr uint64_t size = 8 * mib;
   static constexpr uint64_t half = 4 * mib;
@@ -143,8 +151,7 @@ struct striped_peer {
   std::atomic<bool> release{false};
   std::atomic<int> requests{0};
 
-  striped_peer(uint64_t stripe1_value_size, uint64_t stripe1_sent,
-               bool stripe1_hangs) {
+  explicit striped_peer(stripe1_script script, bool stripe0_hangs = false) {
     lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(lfd >= 0);
     sockaddr_in addr{};
@@ -156,32 +163,56 @@ struct striped_peer {
     REQUIRE(::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len)
             == 0);
     port = ntohs(addr.sin_port);
-    acceptor = std::thread{[=] {
+    acceptor = std::thread{[this, script, stripe0_hangs] {
       for (int i = 0; i < 2; ++i) {
         int fd = ::accept(lfd, nullptr, nullptr);
         if (fd < 0)
           return;
-        threads.emplace_back([=] {
-          unsigned char req[40];
-          if (read_request(fd, req)) {
-            ++requests;
-            uint32_t index = 0;
-            std::memcpy(&index, req + 24, 4);
-            std::vector<char> bytes(half, 's');
-            if (index == 0) {
-              send_stripe_header(fd, half, size, 2);
-              ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-            } else {
-              send_stripe_header(fd, size - half, stripe1_value_size, 2);
-              ::send(fd, bytes.data(), stripe1_sent, MSG_NOSIGNAL);
-              while (stripe1_hangs && !release)
-                std::this_thread::sleep_for(std::chrono::milliseconds{1});
-            }
-          }
-          ::close(fd);
+        threads.emplace_back([this, fd, script, stripe0_hangs] {
+          serve(fd, script, stripe0_hangs);
         });
       }
     }};
+  }
+
+  void hang() {
+    while (!release)
+      std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+
+  void serve(int fd, const stripe1_script& script, bool stripe0_hangs) {
+    unsigned char req[40];
+    if (read_request(fd, req)) {
+      ++requests;
+      uint32_t index = 0;
+      std::memcpy(&index, req + 24, 4);
+      std::vector<char> bytes(half, 's');
+      if (index == 0) {
+        send_stripe_header(fd, half, size, 2);
+        ::send(fd, bytes.data(), stripe0_hangs ? mib : half, MSG_NOSIGNAL);
+        if (stripe0_hangs)
+          hang();
+      } else if (script.not_found) {
+        unsigned char hdr[32] = {};
+        uint32_t magic = 0x31545244;
+        uint16_t status = 2; // store_errc::not_found
+        uint16_t op = 10;
+        std::string text = "no such object";
+        uint64_t n = text.size();
+        std::memcpy(hdr, &magic, 4);
+        std::memcpy(hdr + 4, &status, 2);
+        std::memcpy(hdr + 6, &op, 2);
+        std::memcpy(hdr + 8, &n, 8);
+        ::send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL);
+        ::send(fd, text.data(), text.size(), MSG_NOSIGNAL);
+      } else {
+        send_stripe_header(fd, size - half, script.value_size, 2);
+        ::send(fd, bytes.data(), script.sent, MSG_NOSIGNAL);
+        if (script.hangs)
+          hang();
+      }
+    }
+    ::close(fd);
   }
 
   ~striped_peer() {
@@ -197,7 +228,7 @@ struct striped_peer {
 TEST_CASE("a peer that closes one stripe mid-value fails the whole striped "
           "pull with transfer_failed and leaves no partial copy") {
   store_fixture local{64 * mib};
-  striped_peer peer{striped_peer::size, mib, false};
+  striped_peer peer{stripe1_script{}};
   transfer_client client{*local.store, std::chrono::seconds{30}, 2};
   object_id id{0x7F, 4};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
@@ -215,7 +246,7 @@ TEST_CASE("a peer that closes one stripe mid-value fails the whole striped "
 TEST_CASE("a stripe that goes silent fails the striped pull once the "
           "timeout passes, though the other stripe arrived") {
   store_fixture local{64 * mib};
-  striped_peer peer{striped_peer::size, mib, true};
+  striped_peer peer{stripe1_script{8 * mib, mib, true, false}};
   transfer_client client{*local.store, std::chrono::milliseconds{300}, 2};
   object_id id{0x7F, 5};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
@@ -229,13 +260,52 @@ TEST_CASE("a stripe that goes silent fails the striped pull once the "
 TEST_CASE("a stripe announcing another value size than stripe 0 fails the "
           "pull with transfer_failed") {
   store_fixture local{64 * mib};
-  striped_peer peer{striped_peer::size + 1, striped_peer::half, false};
+  striped_peer peer{stripe1_script{8 * mib + 1, 4 * mib, false, false}};
   transfer_client client{*local.store, std::chrono::seconds{30}, 2};
   object_id id{0x7F, 6};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
   REQUIRE_FALSE(got);
   CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
   CHECK(context_of(got.error()).find("does not match") != std::string::npos);
+  CHECK(local.store->stats().objects == 0);
+  CHECK(local.shm_files().size() == 1);
+}
+
+TEST_CASE("when one stripe fails the others stop at once instead of "
+          "waiting out the timeout") {
+  // Stripe 0 sends 1 MiB and goes silent; stripe 1 closes mid-stripe. The
+  // pull must end with stripe 1's error long before the 60 s receive
+  // timeout (the failure shuts stripe 0's socket down).
+  store_fixture local{64 * mib};
+  striped_peer peer{stripe1_script{}, true};
+  transfer_client client{*local.store, std::chrono::seconds{60}, 2};
+  object_id id{0x7F, 7};
+  auto t0 = std::chrono::steady_clock::now();
+  auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
+  auto waited = std::chrono::steady_clock::now() - t0;
+  REQUIRE_FALSE(got);
+  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
+  CHECK(context_of(got.error()).find("stripe 1 of 2") != std::string::npos);
+  CHECK(waited < std::chrono::seconds{30});
+  CHECK(local.store->stats().objects == 0);
+  CHECK(local.shm_files().size() == 1);
+}
+
+TEST_CASE("a value the peer drops between stripes fails the pull with "
+          "transfer_failed, not not_found") {
+  // The peer answered stripe 0 (so it held the value), then answers
+  // stripe 1 with not_found (evicted or freed meanwhile): the pull did
+  // not find "no such object", it was cut off.
+  store_fixture local{64 * mib};
+  stripe1_script script;
+  script.not_found = true;
+  striped_peer peer{script};
+  transfer_client client{*local.store, std::chrono::seconds{30}, 2};
+  object_id id{0x7F, 8};
+  auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
+  REQUIRE_FALSE(got);
+  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
+  CHECK(context_of(got.error()).find("dropped") != std::string::npos);
   CHECK(local.store->stats().objects == 0);
   CHECK(local.shm_files().size() == 1);
 }

@@ -93,8 +93,10 @@ public:
   /// The index incarnation of the object being written.
   uint64_t generation() const noexcept;
 
-  /// Makes the object immutable and visible: marks the header sealed,
-  /// write-protects the mapping and gives the segment its final name.
+  /// Makes the object immutable and visible: marks the header sealed and
+  /// gives the segment its final name. Readers get the segment's read-only
+  /// view; the writable view stays with the store for reuse (no
+  /// `mprotect`).
   /// Returns a (pinned) view of the value. Fails with `not_found` if the
   /// object was freed meanwhile, `io_error` if the rename failed.
   caf::expected<buffer> seal();

@@ -29,22 +29,29 @@ namespace dref {
 ///    result (dedup).
 /// 3. Else start one: connect (bounded by `timeout`) and ask for stripe 0
 ///    of `streams` stripes. The response carries the value's size and the
-///    stripe count the peer chose (one stripe per 2 MiB at least, so small
-///    values use one connection).
-/// 4. `create` a secondary copy locally (room made by eviction/spilling as
-///    for any put).
-/// 5. Open one more connection per further stripe, each on its own thread,
-///    and receive every stripe straight into its range of the new segment
-///    at once, in chunks of at most `chunk_size` bytes, each receive
-///    bounded by `timeout`. The first failure shuts every stripe's socket
-///    down, so all receives end at once.
-/// 6. Seal the copy. A failure anywhere aborts it: nothing partial stays.
+///    stripe count the peer chose (at most one stripe per 2 MiB of value,
+///    so values under 4 MiB use one connection).
+/// 4. Start one thread per further stripe: it connects and asks for its
+///    stripe at once (so the peer holds the value for it while step 5
+///    runs), checks that the answer names the same size and count, and
+///    waits for the local segment (bounded by `timeout`). A stripe the
+///    peer no longer has is `transfer_failed` (the value was dropped
+///    mid-pull), not `not_found`.
+/// 5. `create` a secondary copy locally (room made by eviction/spilling as
+///    for any put) and hand it to the stripes.
+/// 6. Receive every stripe straight into its range of the new segment at
+///    once, in chunks of at most `chunk_size` bytes, each receive bounded
+///    by `timeout`. The first failure shuts every stripe's socket down and
+///    wakes waiting stripes, so all end at once.
+/// 7. Join the stripes and seal the copy. A failure anywhere aborts it:
+///    nothing partial stays. An exception (no thread to be had, no memory)
+///    ends the pull with `transfer_failed` and still wakes its waiters.
 ///
 /// Why stripes: one loopback or LAN stream is bounded by one core copying
 /// out of the socket while the sender's core waits, and the reverse;
-/// two streams keep both ends' cores copying (docs/performance.md:
-/// ~1.5-2.5 GB/s for one stream against ~4.3 GB/s for two, for 100 MiB
-/// on 2 cores).
+/// two streams keep both ends' cores copying (docs/performance.md, "Striped
+/// pulls": 100 MiB over loopback on 2 cores, one stream 1.4-2.3 GB/s, two
+/// 4.1-4.5 GB/s).
 ///
 /// Thread safety: all members may be called from any thread; `mtx_`
 /// guards the in-flight table and the counter. Ownership: the caller keeps

@@ -17,11 +17,12 @@ struct store_endpoint {
 };
 
 /// Serves a node store's values to other processes over plain TCP (the
-/// transfer protocol of docs/formats.md): whole values to stores on other
-/// nodes (`pull`), segment paths to readers on this node (`locate`), and
-/// counters (`stats`).
+/// transfer protocol of docs/formats.md): values to stores on other nodes
+/// (`pull`, or `pull_stripe`: one byte range per connection, several
+/// connections per pull), segment paths to readers and writers on this
+/// node (`acquire`, `create`, `seal`, ...), and counters (`stats`).
 ///
-/// Why not CAF messages: values travel as one stream per pull, sent from
+/// Why not CAF messages: value bytes travel as plain streams, sent from
 /// the mapped segment and received straight into the puller's new segment,
 /// with no serialization and no intermediate copy; CAF 0.17 moves large
 /// blobs at well under half of raw loopback TCP (docs/architecture.md).
@@ -46,7 +47,8 @@ public:
   /// The port it listens on.
   uint16_t port() const noexcept;
 
-  /// Pull requests answered with a value, and the value bytes sent.
+  /// Pulls answered (a striped pull counts once, at its stripe 0), and the
+  /// value bytes sent (all stripes).
   uint64_t pulls_served() const noexcept;
   uint64_t bytes_served() const noexcept;
 
