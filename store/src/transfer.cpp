@@ -489,10 +489,17 @@ struct transfer_server::impl {
       }
       auto& w = workers.emplace_back();
       w.fd = fd;
-      w.thread = std::thread{[this, &w] {
-        serve(w.fd);
-        w.done = true;
-      }};
+      try {
+        w.thread = std::thread{[this, &w] {
+          serve(w.fd);
+          w.done = true;
+        }};
+      } catch (...) {
+        // No thread to be had: refuse this connection (its client sees
+        // the close), keep serving the others.
+        workers.pop_back();
+        ::close(fd);
+      }
     }
   }
 
