@@ -289,6 +289,7 @@ TEST_CASE("a freed segment is reused for the next object of a similar size, "
   REQUIRE(put);
   CHECK(put->data() == first); // the same pages, still mapped
   CHECK(std::memcmp(put->data(), b.data(), b.size()) == 0);
+  CHECK(perms_of(put->data()) == "r--s"); // readers: the read-only view
   st = f.store->stats();
   CHECK(st.reused == 1);
   CHECK(st.pooled == 0);
@@ -296,9 +297,24 @@ TEST_CASE("a freed segment is reused for the next object of a similar size, "
   struct stat sb;
   REQUIRE(::stat(f.store->segment_path(oid(2)).c_str(), &sb) == 0);
   CHECK(static_cast<uint64_t>(sb.st_size) == 64 + 5 * mib); // trimmed
-  // Kept segments go first when room is needed.
+  // Reused again: the writer writes through the writable view the store
+  // kept mapped (no mprotect back and forth); readers still get the
+  // read-only view of the same pages.
   *put = buffer{};
   REQUIRE_FALSE(f.store->free(oid(2)));
+  auto w = f.store->create(oid(4), 5 * mib);
+  REQUIRE(w);
+  CHECK(perms_of(w->data()) == "rw-s");
+  CHECK(f.store->stats().reused == 2);
+  std::memcpy(w->data(), a.data(), 5 * mib);
+  auto sealed = w->seal();
+  REQUIRE(sealed);
+  CHECK(sealed->data() == first);
+  CHECK(perms_of(sealed->data()) == "r--s");
+  CHECK(std::memcmp(sealed->data(), a.data(), 5 * mib) == 0);
+  // Kept segments go first when room is needed.
+  *sealed = buffer{};
+  REQUIRE_FALSE(f.store->free(oid(4)));
   auto c = pattern(3, 14 * mib);
   REQUIRE(f.store->put(oid(3), c.data(), c.size()));
   st = f.store->stats();
