@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 
@@ -777,13 +778,38 @@ int run_worker(worker_settings ws) {
 
 namespace internal {
 
-caf::expected<ref_base> worker_put(blob value, std::vector<ref_base>&& refs) {
+caf::expected<ref_base> worker_put(const void* value, put_writer write) {
   auto w = current_worker();
   if (!w)
     return make_error(actors_errc::invalid_argument,
                       "dref::put works inside a task in a worker; use "
                       "runtime::put in the driver");
-  return w->put(std::move(value), std::move(refs));
+  // 1. The object's id first: a large value is written under it at once.
+  auto id = w->new_object_id();
+  // 2. Serialize, collecting the refs inside. With a node store, a value
+  //    above the inline limit goes straight into a segment named by `id`
+  //    (the sink of this put hides the sink of the task's own result);
+  //    without one, or when the store refuses, into a blob.
+  std::optional<node_result_sink> sink;
+  if (w->has_node())
+    sink.emplace(*w, id, w->inline_limit());
+  blob bytes;
+  std::vector<ref_base> refs;
+  caf::error err;
+  {
+    ref_collect_scope collect{refs};
+    result_sink_scope in_place{sink ? &*sink : nullptr};
+    err = write(value, bytes);
+  }
+  if (err) {
+    if (sink && sink->written())
+      w->free_in_node(id);
+    return err;
+  }
+  // 3. Owned here and ready (the node copy already sealed, or the blob).
+  if (sink && sink->written())
+    return w->put_sealed(id, sink->size(), std::move(refs));
+  return w->put(id, std::move(bytes), std::move(refs), !sink);
 }
 
 caf::expected<buffer>

@@ -330,20 +330,33 @@ void worker_context::store_error(const object_id& id, caf::error err) {
   store_->put(id, stored_object{nullptr, std::move(err)});
 }
 
-ref_base worker_context::put(blob value, std::vector<ref_base>&& refs) {
-  auto id = new_object_id();
+ref_base worker_context::put(const object_id& id, blob value,
+                             std::vector<ref_base>&& refs, bool try_node) {
   stored_object obj;
   // 1. Above the inline limit: sealed once in the node store as this
   //    worker's primary copy (named by `id`, whose owner is this process);
   //    the slot keeps no bytes. A refusal (store full, store gone) keeps
   //    the bytes here instead.
-  if (value.size() > cfg_.inline_limit && node_
+  if (try_node && value.size() > cfg_.inline_limit && node_
       && !put_in_node(id, value)) {
     obj.in_node_store = true;
     obj.node_size = value.size();
   } else {
     obj.value = std::make_shared<const blob>(std::move(value));
   }
+  return adopt_put(id, std::move(obj), std::move(refs));
+}
+
+ref_base worker_context::put_sealed(const object_id& id, uint64_t size,
+                                    std::vector<ref_base>&& refs) {
+  stored_object obj;
+  obj.in_node_store = true;
+  obj.node_size = size;
+  return adopt_put(id, std::move(obj), std::move(refs));
+}
+
+ref_base worker_context::adopt_put(const object_id& id, stored_object obj,
+                                   std::vector<ref_base>&& refs) {
   // 2. Owned here, ready, with the one local ref the returned ref adopts;
   //    the slot takes over the counts of the refs inside the value.
   {

@@ -146,11 +146,24 @@ public:
   /// Stores the failure of the task that should have made `id`.
   void store_error(const object_id& id, caf::error err);
 
-  /// A new object owned by this worker, holding `value` (for `dref::put`).
-  /// Above `inline_limit` (with a node store) the value is sealed once in
-  /// the node store as this worker's primary copy and the slot keeps no
-  /// bytes; a refusal (`store_full`, ...) keeps it in the heap instead.
-  ref_base put(blob value, std::vector<ref_base>&& refs);
+  /// A new object `id` (from `new_object_id`) owned by this worker,
+  /// holding `value` (for `dref::put`). Above `inline_limit` (with a node
+  /// store, and `try_node`) the value is sealed once in the node store as
+  /// this worker's primary copy and the slot keeps no bytes; a refusal
+  /// (`store_full`, ...) keeps it in the heap instead.
+  ref_base put(const object_id& id, blob value, std::vector<ref_base>&& refs,
+               bool try_node = true);
+
+  /// A new object `id` owned by this worker whose `size` bytes were
+  /// serialized (or filled by a `buffer_writer`) straight into the node
+  /// store and sealed there under `id` (for `dref::put`).
+  ref_base put_sealed(const object_id& id, uint64_t size,
+                      std::vector<ref_base>&& refs);
+
+  /// Results larger than this many serialized bytes go to the node store.
+  size_t inline_limit() const noexcept {
+    return cfg_.inline_limit;
+  }
 
   /// The value of `x` for task code, fetched from its owner when needed;
   /// the refs inside it are held (in `held`) until the caller unholds them.
@@ -210,6 +223,11 @@ public:
   size_t refs();
 
 private:
+  // Registers a put's object `id` as owned and ready, with the one local
+  // ref the returned ref adopts; its slot takes over the refs inside.
+  ref_base adopt_put(const object_id& id, stored_object obj,
+                     std::vector<ref_base>&& refs);
+
   // @pre mtx_ held. Called by `own_` for each freed object.
   void on_free(const object_id& id, object_entry&& e);
   // @pre mtx_ held. Drops the contained refs of a value being erased.

@@ -291,6 +291,46 @@ put_value node_put(int32_t size, int32_t seed) {
   return put_value{std::move(*r), static_cast<int32_t>(getpid())};
 }
 
+// A value a task filled in place (buffer_writer) and put, and where the
+// writer's bytes were.
+struct put_in_place_value {
+  ref<buffer> data;
+  mapping_info written;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, put_in_place_value& x) {
+  return f(caf::meta::type_name("test.put_in_place_value"), x.data,
+           x.written);
+}
+
+put_in_place_value node_put_in_place(int32_t size, int32_t seed) {
+  auto w = fill_writer(size, seed, true);
+  auto written = mapping_of(w.data(), w.size());
+  auto r = dref::put(std::move(w).finish());
+  if (!r)
+    throw std::runtime_error("put failed: " + caf::to_string(r.error()));
+  return put_in_place_value{std::move(*r), written};
+}
+
+// A large value put as a struct: serialized straight into the node store.
+struct put_tagged_value {
+  ref<tagged_buffer> data;
+  int32_t pid = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, put_tagged_value& x) {
+  return f(caf::meta::type_name("test.put_tagged_value"), x.data, x.pid);
+}
+
+put_tagged_value node_put_tagged(int32_t size, int32_t seed) {
+  auto r = dref::put(tagged_buffer{seed, make_buffer(make_bytes(size, seed))});
+  if (!r)
+    throw std::runtime_error("put failed: " + caf::to_string(r.error()));
+  return put_tagged_value{std::move(*r), static_cast<int32_t>(getpid())};
+}
+
 // Puts a value and drops its only ref before the task ends.
 int64_t node_put_and_drop(int32_t size, int32_t seed) {
   auto r = dref::put(make_buffer(make_bytes(size, seed)));
@@ -355,6 +395,8 @@ DREF_ACTOR(in_place_maker, &in_place_maker::make, &in_place_maker::make_tagged,
            &in_place_maker::make_kept, &in_place_maker::again,
            &in_place_maker::kept_perms, &in_place_maker::pid);
 DREF_REMOTE(node_make_big);
+DREF_REMOTE(node_put_in_place);
+DREF_REMOTE(node_put_tagged);
 DREF_REMOTE(node_make_tagged);
 DREF_REMOTE(node_where_tagged);
 DREF_REMOTE(node_where);
@@ -922,6 +964,58 @@ TEST_CASE("a small value a task puts stays in the worker's heap") {
     CHECK(rt.get(other.call(&put_reader::read, made->data), 10s).value()
           == "ok");
     made->data = {};
+  });
+}
+
+TEST_CASE("a buffer a task fills in place and puts becomes the put object "
+          "without a copy: its segment is the one the task filled") {
+  // The task fills 6 MiB through a buffer_writer (a node-store segment),
+  // then `dref::put`s the finished buffer: the segment is sealed under the
+  // new object's id, so the object's file is the very file the task wrote
+  // (same inode), and the store holds one object.
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    REQUIRE_FALSE(prefix.empty());
+    auto made = rt.get(rt.call(node_put_in_place, 6 * mib, 41), 10s);
+    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    auto path = segment_of(prefix, made->data.id());
+    INFO("writer wrote " << made->written.path << ", object is " << path);
+    CHECK(starts_with(made->written.path, prefix));
+    CHECK(made->written.inode != 0);
+    CHECK(made->written.inode == inode_of(path)); // nobody copied
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 1);
+    for (auto& w : st->workers)
+      CHECK(w.bytes < 1000);
+    auto expected = make_bytes(6 * mib, 41);
+    auto v = rt.get(made->data, 10s);
+    REQUIRE(v);
+    REQUIRE(v->size() == expected.size());
+    CHECK(std::memcmp(v->data(), expected.data(), expected.size()) == 0);
+    CHECK(mapping_of(v->data(), v->size()).inode == inode_of(path));
+  });
+}
+
+TEST_CASE("a large struct a task puts is serialized into the node store and "
+          "reads back whole") {
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    REQUIRE_FALSE(prefix.empty());
+    auto made = rt.get(rt.call(node_put_tagged, 3 * mib, 42), 10s);
+    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    CHECK(exists(segment_of(prefix, made->data.id())));
+    auto st = rt.stats();
+    REQUIRE(st);
+    CHECK(st->node_objects == 1);
+    for (auto& w : st->workers)
+      CHECK(w.bytes < 1000);
+    auto v = rt.get(made->data, 10s);
+    REQUIRE_MESSAGE(v, caf::to_string(v.error()));
+    CHECK(v->pid == 42);
+    auto expected = make_bytes(3 * mib, 42);
+    REQUIRE(v->data.size() == expected.size());
+    CHECK(std::memcmp(v->data.data(), expected.data(), expected.size()) == 0);
   });
 }
 

@@ -21,7 +21,15 @@ namespace dref {
 
 namespace internal {
 
-caf::expected<ref_base> worker_put(blob value, std::vector<ref_base>&& refs);
+/// Serializes the value at `value` (of the type the caller knows) with
+/// `write_value`: into `out`, or straight into the current result sink.
+using put_writer = caf::error (*)(const void* value, blob& out);
+
+/// `dref::put` in a worker: serializes with `write`, collecting the refs
+/// inside; above the inline limit the bytes go straight into the node
+/// store (a `buffer` filled in place by a `buffer_writer` is sealed as it
+/// is), else into a blob kept by the worker.
+caf::expected<ref_base> worker_put(const void* value, put_writer write);
 caf::expected<buffer>
 worker_get(const ref_base& x, caf::timespan timeout,
            std::vector<object_id>& held);
@@ -41,18 +49,17 @@ inline caf::actor_system* worker_system() {
 /// Inside a task: stores `x` as an object owned by this worker process and
 /// returns a ref to it, which the task may return or pass on. The object
 /// lives while any ref to it exists anywhere; when this worker dies, every
-/// ref to it fails with `owner_died` (fate-sharing, as in Ray). Outside a
-/// worker it fails with `invalid_argument` (use `runtime::put`).
+/// ref to it fails with `owner_died` (fate-sharing, as in Ray). A value of
+/// more than `inline_limit` serialized bytes is written once, straight into
+/// the node store (a `dref::buffer` from `make_buffer_writer` is sealed
+/// there without a copy), and every worker on the node reads it in place.
+/// Outside a worker it fails with `invalid_argument` (use `runtime::put`).
 template <class T>
 [[nodiscard]] caf::expected<ref<std::decay_t<T>>> put(T&& x) {
-  blob bytes;
-  std::vector<ref_base> refs;
-  {
-    ref_collect_scope scope{refs};
-    if (auto err = to_blob(x, bytes))
-      return err;
-  }
-  auto r = internal::worker_put(std::move(bytes), std::move(refs));
+  using value_type = std::decay_t<T>;
+  auto r = internal::worker_put(&x, [](const void* p, blob& out) {
+    return write_value(*static_cast<const value_type*>(p), out);
+  });
   if (!r)
     return std::move(r.error());
   return ref<std::decay_t<T>>{std::move(*r)};
