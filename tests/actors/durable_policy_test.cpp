@@ -128,9 +128,9 @@ int64_t ticks_on_disk(const test::state_dir& dir) {
   cfg.state_dir = dir.path + "/state";
   test::with_cluster(cfg, [&](runtime& rt) {
     auto m = rt.actor<meter>("meter");
-    REQUIRE_MESSAGE(m, caf::to_string(m.error()));
+    REQUIRE_MESSAGE(m, test::why(m));
     auto t = rt.get(m->call(&meter::ticks), 10s);
-    REQUIRE_MESSAGE(t, caf::to_string(t.error()));
+    REQUIRE_MESSAGE(t, test::why(t));
     result = *t;
   });
   return result;
@@ -173,7 +173,7 @@ TEST_CASE("with checkpoint_every(10 calls), a worker's death loses nothing: "
     REQUIRE(pid);
     REQUIRE(::kill(*pid, SIGKILL) == 0);
     auto t = rt.get(m.call(&meter::ticks), 20s);
-    REQUIRE_MESSAGE(t, caf::to_string(t.error()));
+    REQUIRE_MESSAGE(t, test::why(t));
     CHECK(*t == 25);
     test::check_reaped({*pid});
   });

@@ -66,7 +66,7 @@ using test::state_dir;
 template <class F>
 void with_store(const state_dir& dir, F f) {
   auto store = rocksdb_checkpoint_store::open(dir.path);
-  REQUIRE_MESSAGE(store, caf::to_string(store.error()));
+  REQUIRE_MESSAGE(store, test::why(store));
   f(**store);
 }
 
@@ -106,7 +106,7 @@ TEST_CASE("rt.actor finds a durable actor by name after a full restart") {
   });
   test::with_cluster(durable_cluster(dir), [](runtime& rt) {
     auto p = rt.actor<purse>("purse-1");
-    REQUIRE_MESSAGE(p, caf::to_string(p.error()));
+    REQUIRE_MESSAGE(p, test::why(p));
     REQUIRE(rt.get(p->created(), 10s));
     auto c = rt.get(p->call(&purse::coins), 10s);
     REQUIRE(c);
@@ -171,7 +171,7 @@ TEST_CASE("a spawn right after the last handle is dropped sees every call "
     } // the handle is gone; its calls are still running
     auto b = rt.spawn<purse>(durable("purse-4"));
     auto coins = rt.get(b.call(&purse::coins), 20s);
-    REQUIRE_MESSAGE(coins, caf::to_string(coins.error()));
+    REQUIRE_MESSAGE(coins, test::why(coins));
     CHECK(*coins == 300);
     for (auto& x : acks)
       CHECK(rt.get(x, 10s));
@@ -196,9 +196,9 @@ TEST_CASE("a corrupt newest checkpoint is reported and the previous one is "
   damage_newest(dir, "purse-5");
   test::with_cluster(durable_cluster(dir), [](runtime& rt) {
     auto p = rt.actor<purse>("purse-5");
-    REQUIRE_MESSAGE(p, caf::to_string(p.error()));
+    REQUIRE_MESSAGE(p, test::why(p));
     auto c = rt.get(p->call(&purse::coins), 10s);
-    REQUIRE_MESSAGE(c, caf::to_string(c.error()));
+    REQUIRE_MESSAGE(c, test::why(c));
     CHECK(*c == 1); // the state before the last put
     // It goes on from there, and its next checkpoint replaces the bad one.
     REQUIRE(rt.get(p->call(&purse::put, int64_t{10}), 10s));

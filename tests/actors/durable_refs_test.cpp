@@ -148,7 +148,7 @@ using test::state_dir;
 // Kept values on disk (no runtime may be running on `dir`).
 size_t kept_on_disk(const state_dir& dir) {
   auto store = rocksdb_checkpoint_store::open(dir.path);
-  REQUIRE_MESSAGE(store, caf::to_string(store.error()));
+  REQUIRE_MESSAGE(store, test::why(store));
   auto keys = (*store)->keys(column_family::ref_values);
   REQUIRE(keys);
   return keys->size();
@@ -159,7 +159,7 @@ owned_texts texts_elsewhere(runtime& rt, int32_t not_pid,
                             const std::string& prefix, int32_t n) {
   for (int i = 0; i < 16; ++i) {
     auto made = rt.get(rt.call(make_texts, prefix, n), 20s);
-    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    REQUIRE_MESSAGE(made, test::why(made));
     if (made->pid != not_pid)
       return std::move(*made);
   }
@@ -197,18 +197,18 @@ TEST_CASE("a ref kept in a durable actor's state is still readable after "
     // ... but the ref_vault's checkpoint kept their values: its worker reads
     // them, the driver reads them, and a task given them reads them.
     auto total = rt.get(v.call(&ref_vault::total), 30s);
-    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    REQUIRE_MESSAGE(total, test::why(total));
     CHECK(*total == want);
     auto refs = rt.get(v.call(&ref_vault::give), 20s);
-    REQUIRE_MESSAGE(refs, caf::to_string(refs.error()));
+    REQUIRE_MESSAGE(refs, test::why(refs));
     REQUIRE(refs->size() == 6);
     for (int i = 0; i < 6; ++i) {
       auto s = rt.get((*refs)[i], 20s);
-      REQUIRE_MESSAGE(s, caf::to_string(s.error()));
+      REQUIRE_MESSAGE(s, test::why(s));
       CHECK(*s == text("w", i));
     }
     auto passed = rt.get(rt.call(sum_lengths, *refs), 30s);
-    REQUIRE_MESSAGE(passed, caf::to_string(passed.error()));
+    REQUIRE_MESSAGE(passed, test::why(passed));
     CHECK(*passed == expected_length("w", 6));
     refs = caf::error{};
     REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
@@ -239,12 +239,12 @@ TEST_CASE("a ref kept in a durable actor's state is still readable after "
   CHECK(kept_on_disk(dir) == 3 + 4 + 1 + 4);
   test::with_cluster(durable_cluster(dir, 2), [&](runtime& rt) {
     auto v = rt.actor<ref_vault>("ref_vault-restart");
-    REQUIRE_MESSAGE(v, caf::to_string(v.error()));
+    REQUIRE_MESSAGE(v, test::why(v));
     auto total = rt.get(v->call(&ref_vault::total), 30s);
-    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    REQUIRE_MESSAGE(total, test::why(total));
     CHECK(*total == want);
     auto refs = rt.get(v->call(&ref_vault::give), 20s);
-    REQUIRE_MESSAGE(refs, caf::to_string(refs.error()));
+    REQUIRE_MESSAGE(refs, test::why(refs));
     REQUIRE(refs->size() == 3 + 4);
     CHECK(rt.get((*refs)[0], 20s).value() == "driver-0");
     CHECK(rt.get((*refs)[2], 20s).value() == make_large(300));
@@ -269,7 +269,7 @@ TEST_CASE("a task reads a ref to a result computed earlier in its batch on "
     auto small = rt.call(make_large, int32_t{20});
     auto n = rt.call(sum_lengths, text_refs{large, small});
     auto got = rt.get(n, 30s);
-    REQUIRE_MESSAGE(got, caf::to_string(got.error()));
+    REQUIRE_MESSAGE(got, test::why(got));
     CHECK(*got == 220 * 1024);
   });
 }
@@ -283,7 +283,7 @@ TEST_CASE("a ref to a result not computed yet can be kept at once") {
     auto large = rt.call(make_large, int32_t{200});
     auto kept = v.call(&ref_vault::keep, text_refs{large});
     auto total = rt.get(v.call(&ref_vault::total), 30s);
-    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    REQUIRE_MESSAGE(total, test::why(total));
     CHECK(*total == 200 * 1024);
     REQUIRE(rt.get(kept, 1s));
     CHECK(rt.stats().value().kept_values == 1);
@@ -313,7 +313,7 @@ TEST_CASE("with a weaker checkpoint policy, kept refs survive the death of "
     made.reset();
     REQUIRE_EQ(::kill(vault_pid, SIGKILL), 0);
     auto total = rt.get(v.call(&ref_vault::total), 30s);
-    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    REQUIRE_MESSAGE(total, test::why(total));
     CHECK(*total == expected_length("z", 3) + expected_length("z-inner", 3));
     CHECK(rt.get(v.call(&ref_vault::pid), 20s).value() != vault_pid);
     REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
@@ -386,7 +386,7 @@ TEST_CASE("a durable call whose state refers to a value nobody has fails "
           != std::string::npos);
     // Not applied: the actor was rolled back to its last checkpoint.
     auto total = rt.get(v.call(&ref_vault::total), 20s);
-    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    REQUIRE_MESSAGE(total, test::why(total));
     CHECK(*total == 4);
     CHECK(rt.get(v.call(&ref_vault::tick), 20s).value() == 1);
     outer = {};
@@ -413,7 +413,7 @@ TEST_CASE("a large value a task put, kept in a durable actor's state, is "
     for (int i = 0; i < 16 && !made; ++i) {
       auto m = rt.get(rt.call(make_large_texts, int32_t{300}, int32_t{2}),
                       20s);
-      REQUIRE_MESSAGE(m, caf::to_string(m.error()));
+      REQUIRE_MESSAGE(m, test::why(m));
       if (m->pid != vault_pid)
         made = std::move(*m);
     }
@@ -426,7 +426,7 @@ TEST_CASE("a large value a task put, kept in a durable actor's state, is "
     made.reset();
     REQUIRE_EQ(::kill(owner_pid, SIGKILL), 0);
     auto total = rt.get(v.call(&ref_vault::total), 30s);
-    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    REQUIRE_MESSAGE(total, test::why(total));
     CHECK(*total == want);
     REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
   });
@@ -445,7 +445,7 @@ TEST_CASE("a large value a task put on the durable actor's own worker is "
     for (int i = 0; i < 16 && !made; ++i) {
       auto m = rt.get(rt.call(make_large_texts, int32_t{300}, int32_t{2}),
                       20s);
-      REQUIRE_MESSAGE(m, caf::to_string(m.error()));
+      REQUIRE_MESSAGE(m, test::why(m));
       if (m->pid == vault_pid)
         made = std::move(*m);
     }
@@ -454,7 +454,7 @@ TEST_CASE("a large value a task put on the durable actor's own worker is "
     made.reset();
     REQUIRE_EQ(::kill(vault_pid, SIGKILL), 0);
     auto total = rt.get(v.call(&ref_vault::total), 30s);
-    REQUIRE_MESSAGE(total, caf::to_string(total.error()));
+    REQUIRE_MESSAGE(total, test::why(total));
     CHECK(*total == int64_t{2} * 300 * 1024);
     CHECK(rt.get(v.call(&ref_vault::pid), 20s).value() != vault_pid);
     REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));

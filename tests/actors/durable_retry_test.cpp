@@ -58,7 +58,7 @@ TEST_CASE("a durable call that arrives twice is applied once and the retry "
     // Every answer the owner took is a retry's: the original reply.
     for (int64_t i = 1; i <= 50; ++i) {
       auto r = rt.get(sums[static_cast<size_t>(i - 1)], 10s);
-      REQUIRE_MESSAGE(r, caf::to_string(r.error()));
+      REQUIRE_MESSAGE(r, test::why(r));
       CHECK(*r == i * (i + 1) / 2);
     }
     auto n = rt.get(t.call(&ledger_tally::adds), 10s);
@@ -101,7 +101,7 @@ TEST_CASE("durable actors wait for a replacement when every worker dies at "
     }
     for (int64_t i = 1; i <= 300; ++i) {
       auto r = rt.get(sums[static_cast<size_t>(i - 1)], 30s);
-      REQUIRE_MESSAGE(r, caf::to_string(r.error()));
+      REQUIRE_MESSAGE(r, test::why(r));
       CHECK(*r == i);
     }
     auto n = rt.get(t.call(&ledger_tally::adds), 10s);
@@ -170,7 +170,7 @@ TEST_CASE("a driver restoring a durable actor drops the sequence entries of "
   // Nothing was lost on the way: 3 runs x 2 adds.
   test::with_cluster(test::durable_cluster(dir), [&](runtime& rt) {
     auto t = rt.actor<ledger_tally>("tally-runs");
-    REQUIRE_MESSAGE(t, caf::to_string(t.error()));
+    REQUIRE_MESSAGE(t, test::why(t));
     CHECK(rt.get(t->call(&ledger_tally::adds), 10s).value() == 6);
   });
 }

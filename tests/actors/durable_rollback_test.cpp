@@ -70,8 +70,8 @@ std::pair<int64_t, int64_t> on_disk(const state_dir& dir,
     auto v = rt.spawn<vault>(durable(name));
     auto b = rt.get(v.call(&vault::balance), 10s);
     auto n = rt.get(v.call(&vault::deposits), 10s);
-    REQUIRE_MESSAGE(b, caf::to_string(b.error()));
-    REQUIRE_MESSAGE(n, caf::to_string(n.error()));
+    REQUIRE_MESSAGE(b, test::why(b));
+    REQUIRE_MESSAGE(n, test::why(n));
     result = {*b, *n};
   });
   return result;
@@ -232,10 +232,10 @@ TEST_CASE("a really full disk fails the call with disk_full and rolls the "
     REQUIRE(::unlink(ballast.c_str()) == 0);
     // Rolled back: the padding is what the last acknowledged call left.
     auto size = rt.get(v.call(&vault::pad, int32_t{0}), 20s);
-    REQUIRE_MESSAGE(size, caf::to_string(size.error()));
+    REQUIRE_MESSAGE(size, test::why(size));
     CHECK(*size == acked_size);
     auto b = rt.get(v.call(&vault::deposit, int64_t{1}), 20s);
-    REQUIRE_MESSAGE(b, caf::to_string(b.error()));
+    REQUIRE_MESSAGE(b, test::why(b));
     CHECK(*b == 8);
   });
   // And on disk.
@@ -243,7 +243,7 @@ TEST_CASE("a really full disk fails the call with disk_full and rolls the "
     auto v = rt.spawn<vault>(durable("vault-full"));
     auto size = rt.get(v.call(&vault::pad, int32_t{0}), 20s);
     auto b = rt.get(v.call(&vault::balance), 20s);
-    REQUIRE_MESSAGE(size, caf::to_string(size.error()));
+    REQUIRE_MESSAGE(size, test::why(size));
     REQUIRE(b);
     CHECK(*size == acked_size);
     CHECK(*b == 8);

@@ -92,7 +92,7 @@ TEST_CASE("a durable actor comes back after its worker is killed") {
     REQUIRE(::kill(*pid, SIGKILL) == 0);
     for (int64_t i = 21; i <= 30; ++i) {
       auto r = rt.get(acct.call(&account::deposit, i), 10s);
-      REQUIRE_MESSAGE(r, caf::to_string(r.error()));
+      REQUIRE_MESSAGE(r, test::why(r));
     }
     auto b = rt.get(acct.call(&account::balance), 10s);
     REQUIRE(b);
@@ -118,7 +118,7 @@ TEST_CASE("calls in flight when a durable actor's worker dies apply exactly once
     }
     for (auto& a : acks) {
       auto r = rt.get(a, 20s);
-      REQUIRE_MESSAGE(r, caf::to_string(r.error()));
+      REQUIRE_MESSAGE(r, test::why(r));
     }
     auto n = rt.get(acct.call(&account::deposits), 10s);
     auto b = rt.get(acct.call(&account::balance), 10s);

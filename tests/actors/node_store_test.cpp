@@ -464,7 +464,7 @@ TEST_CASE("a large value the driver puts is sealed once in the node store "
     CHECK(st->node_bytes > uint64_t{3} * mib);
     // A task given the ref maps the store's segment: no copy.
     auto m = rt.get(rt.call(node_get_where, big), 10s);
-    REQUIRE_MESSAGE(m, caf::to_string(m.error()));
+    REQUIRE_MESSAGE(m, test::why(m));
     CHECK(starts_with(m->path, rt.node_store_prefix()));
     CHECK(m->sum == checksum(bytes.data(), bytes.size()));
     // So does the driver's own get.
@@ -821,7 +821,7 @@ TEST_CASE("a large value a task puts is sealed once in the node store under "
     auto prefix = rt.node_store_prefix();
     REQUIRE_FALSE(prefix.empty());
     auto made = rt.get(rt.call(node_put, 8 * mib, 31), 10s);
-    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    REQUIRE_MESSAGE(made, test::why(made));
     auto id = made->data.id();
     CHECK(id.owner != 0);
     auto path = segment_of(prefix, id);
@@ -839,8 +839,8 @@ TEST_CASE("a large value a task puts is sealed once in the node store under "
     auto sum = checksum(expected.data(), expected.size());
     auto mo = rt.get(other.call(&put_reader::where, made->data), 10s);
     auto ms = rt.get(same.call(&put_reader::where, made->data), 10s);
-    REQUIRE_MESSAGE(mo, caf::to_string(mo.error()));
-    REQUIRE_MESSAGE(ms, caf::to_string(ms.error()));
+    REQUIRE_MESSAGE(mo, test::why(mo));
+    REQUIRE_MESSAGE(ms, test::why(ms));
     CHECK(mo->pid != made->pid);
     CHECK(ms->pid == made->pid);
     for (auto* m : {&*mo, &*ms}) {
@@ -855,12 +855,12 @@ TEST_CASE("a large value a task puts is sealed once in the node store under "
     // A task given the ref as a `buffer` argument maps it too.
     auto b = rt.spawn<node_prober>();
     auto mp = rt.get(b.call(&node_prober::probe, made->data), 10s);
-    REQUIRE_MESSAGE(mp, caf::to_string(mp.error()));
+    REQUIRE_MESSAGE(mp, test::why(mp));
     CHECK(mp->path == path);
     CHECK(mp->sum == sum);
     // The driver's get (a borrower) maps the store's own mapping.
     auto v = rt.get(made->data, 10s);
-    REQUIRE_MESSAGE(v, caf::to_string(v.error()));
+    REQUIRE_MESSAGE(v, test::why(v));
     REQUIRE(v->size() == expected.size());
     CHECK(std::memcmp(v->data(), expected.data(), expected.size()) == 0);
     CHECK(mapping_of(v->data(), v->size()).path == path);
@@ -881,7 +881,7 @@ TEST_CASE("dropping the last ref to a large value a task put deletes its "
     REQUIRE_FALSE(prefix.empty());
     // Dropped by the driver, the last borrower: the owner frees it.
     auto made = rt.get(rt.call(node_put, 4 * mib, 32), 10s);
-    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    REQUIRE_MESSAGE(made, test::why(made));
     auto path = segment_of(prefix, made->data.id());
     REQUIRE(exists(path));
     made->data = {};
@@ -890,7 +890,7 @@ TEST_CASE("dropping the last ref to a large value a task put deletes its "
     CHECK(object_files(prefix).empty());
     // Dropped inside the task that put it: gone before the task ends.
     auto n = rt.get(rt.call(node_put_and_drop, 4 * mib, 33), 10s);
-    REQUIRE_MESSAGE(n, caf::to_string(n.error()));
+    REQUIRE_MESSAGE(n, test::why(n));
     CHECK(*n == 4 * mib);
     CHECK(node_objects(rt) == 0);
     CHECK(object_files(prefix).empty());
@@ -909,7 +909,7 @@ TEST_CASE("the SIGKILL of the worker that put a large value frees its "
   test::with_cluster([](runtime& rt) {
     auto prefix = rt.node_store_prefix();
     auto made = rt.get(rt.call(node_put, 4 * mib, 34), 10s);
-    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    REQUIRE_MESSAGE(made, test::why(made));
     auto owner = made->pid;
     auto path = segment_of(prefix, made->data.id());
     REQUIRE(exists(path));
@@ -935,7 +935,7 @@ TEST_CASE("the SIGKILL of the worker that put a large value frees its "
     INFO(caf::to_string(driver_get.error()));
     CHECK(test::is(driver_get.error(), refs_errc::owner_died));
     auto remote = rt.get(b.call(&put_reader::read, made->data), 30s);
-    REQUIRE_MESSAGE(remote, caf::to_string(remote.error()));
+    REQUIRE_MESSAGE(remote, test::why(remote));
     CHECK_EQ(*remote,
              "dref_refs:"
                + std::to_string(static_cast<int>(refs_errc::owner_died)));
@@ -946,7 +946,7 @@ TEST_CASE("the SIGKILL of the worker that put a large value frees its "
 TEST_CASE("a small value a task puts stays in the worker's heap") {
   test::with_cluster([](runtime& rt) {
     auto made = rt.get(rt.call(node_put, 1000, 35), 10s);
-    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    REQUIRE_MESSAGE(made, test::why(made));
     auto st = rt.stats();
     REQUIRE(st);
     CHECK(st->node_objects == 0);
@@ -977,7 +977,7 @@ TEST_CASE("a buffer a task fills in place and puts becomes the put object "
     auto prefix = rt.node_store_prefix();
     REQUIRE_FALSE(prefix.empty());
     auto made = rt.get(rt.call(node_put_in_place, 6 * mib, 41), 10s);
-    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    REQUIRE_MESSAGE(made, test::why(made));
     auto path = segment_of(prefix, made->data.id());
     INFO("writer wrote " << made->written.path << ", object is " << path);
     CHECK(starts_with(made->written.path, prefix));
@@ -1003,7 +1003,7 @@ TEST_CASE("a large struct a task puts is serialized into the node store and "
     auto prefix = rt.node_store_prefix();
     REQUIRE_FALSE(prefix.empty());
     auto made = rt.get(rt.call(node_put_tagged, 3 * mib, 42), 10s);
-    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    REQUIRE_MESSAGE(made, test::why(made));
     CHECK(exists(segment_of(prefix, made->data.id())));
     auto st = rt.stats();
     REQUIRE(st);
@@ -1011,7 +1011,7 @@ TEST_CASE("a large struct a task puts is serialized into the node store and "
     for (auto& w : st->workers)
       CHECK(w.bytes < 1000);
     auto v = rt.get(made->data, 10s);
-    REQUIRE_MESSAGE(v, caf::to_string(v.error()));
+    REQUIRE_MESSAGE(v, test::why(v));
     CHECK(v->pid == 42);
     auto expected = make_bytes(3 * mib, 42);
     REQUIRE(v->data.size() == expected.size());
@@ -1027,7 +1027,7 @@ TEST_CASE("a large value a task puts stays in the worker's heap when the "
   cfg.store_capacity = uint64_t{1} * mib;
   test::with_cluster(cfg, [](runtime& rt) {
     auto made = rt.get(rt.call(node_put, 2 * mib, 36), 10s);
-    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    REQUIRE_MESSAGE(made, test::why(made));
     auto st = rt.stats();
     REQUIRE(st);
     CHECK(st->node_objects == 0);
@@ -1042,7 +1042,7 @@ TEST_CASE("a large value a task puts stays in the worker's heap when the "
     CHECK(std::memcmp(v->data(), expected.data(), expected.size()) == 0);
     auto other = readers_around(rt, made->pid).first;
     auto m = rt.get(other.call(&put_reader::where, made->data), 10s);
-    REQUIRE_MESSAGE(m, caf::to_string(m.error()));
+    REQUIRE_MESSAGE(m, test::why(m));
     CHECK(m->sum == checksum(expected.data(), expected.size()));
     CHECK_FALSE(starts_with(m->path, rt.node_store_prefix())); // a copy
     v = caf::error{};
@@ -1056,7 +1056,7 @@ TEST_CASE("dref::then of a large value a task put gets its bytes") {
   // bytes into the reply.
   test::with_cluster([](runtime& rt) {
     auto made = rt.get(rt.call(node_put, 2 * mib, 37), 10s);
-    REQUIRE_MESSAGE(made, caf::to_string(made.error()));
+    REQUIRE_MESSAGE(made, test::why(made));
     caf::scoped_actor waiter{rt.system()};
     auto waiter_addr = caf::actor_cast<caf::actor>(waiter);
     auto r = made->data;

@@ -137,14 +137,14 @@ TEST_CASE("random puts, calls, actor calls and drops keep every live ref "
       if (round % 25 == 24) {
         for (auto& t : live) {
           auto v = rt.get(t.r, 30s);
-          REQUIRE_MESSAGE(v, caf::to_string(v.error()));
+          REQUIRE_MESSAGE(v, test::why(v));
           CHECK(*v == t.expect);
         }
       }
     }
     for (auto& t : live) {
       auto v = rt.get(t.r, 30s);
-      REQUIRE_MESSAGE(v, caf::to_string(v.error()));
+      REQUIRE_MESSAGE(v, test::why(v));
       CHECK(*v == t.expect);
     }
     for (auto& [r, expect] : acc_results) {

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "caf/expected.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -19,6 +21,15 @@
 #include "dref/actors/all.hpp"
 
 namespace dref::test {
+
+/// Why `x` holds no value, for a test's failure message: "a value" when it
+/// holds one (doctest may render messages of passing checks, e.g. with
+/// `-s`, and `error()` of a valued `expected` is not an error).
+template <class T>
+std::string why(const caf::expected<T>& x) {
+  return x ? std::string{"a value"} : caf::to_string(x.error());
+}
+
 
 /// A small local cluster for one test.
 inline config small_cluster(size_t workers = 2) {

@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "caf/expected.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -22,6 +24,15 @@
 #include "dref/store/error.hpp"
 
 namespace dref::test {
+
+/// Why `x` holds no value, for a test's failure message: "a value" when it
+/// holds one (doctest may render messages of passing checks, e.g. with
+/// `-s`, and `error()` of a valued `expected` is not an error).
+template <class T>
+std::string why(const caf::expected<T>& x) {
+  return x ? std::string{"a value"} : caf::to_string(x.error());
+}
+
 
 /// A store name no other test (or test process) uses.
 inline std::string unique_store_name(const std::string& tag) {
