@@ -416,6 +416,10 @@ TEST_CASE("two workers read the same large value from one shared-memory "
     auto prefix = rt.node_store_prefix();
     REQUIRE_FALSE(prefix.empty());
     auto big = rt.call(node_make_big, 8 * mib, 1);
+    // Made before the actors are placed: while it runs, its worker counts
+    // as loaded, and both actors could land on the other one.
+    std::vector<ref<buffer>> made{big};
+    REQUIRE(rt.wait(made, 1, 10s).not_ready.empty());
     auto a = rt.spawn<node_prober>();
     auto b = rt.spawn<node_prober>();
     auto pa = rt.get(a.call(&node_prober::pid), 10s);
