@@ -331,6 +331,28 @@ put_tagged_value node_put_tagged(int32_t size, int32_t seed) {
   return put_tagged_value{std::move(*r), static_cast<int32_t>(getpid())};
 }
 
+// A large value holding a ref to a small one, both put by the task.
+struct big_with_ref {
+  ref<int32_t> inner;
+  buffer data;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, big_with_ref& x) {
+  return f(caf::meta::type_name("test.big_with_ref"), x.inner, x.data);
+}
+
+ref<big_with_ref> node_put_with_ref(int32_t size, int32_t seed) {
+  auto inner = dref::put(int32_t{seed});
+  if (!inner)
+    throw std::runtime_error("put failed: " + caf::to_string(inner.error()));
+  auto r = dref::put(
+    big_with_ref{std::move(*inner), make_buffer(make_bytes(size, seed))});
+  if (!r)
+    throw std::runtime_error("put failed: " + caf::to_string(r.error()));
+  return std::move(*r);
+}
+
 // Puts a value and drops its only ref before the task ends.
 int64_t node_put_and_drop(int32_t size, int32_t seed) {
   auto r = dref::put(make_buffer(make_bytes(size, seed)));
@@ -397,6 +419,7 @@ DREF_ACTOR(in_place_maker, &in_place_maker::make, &in_place_maker::make_tagged,
 DREF_REMOTE(node_make_big);
 DREF_REMOTE(node_put_in_place);
 DREF_REMOTE(node_put_tagged);
+DREF_REMOTE(node_put_with_ref);
 DREF_REMOTE(node_make_tagged);
 DREF_REMOTE(node_where_tagged);
 DREF_REMOTE(node_where);
@@ -1020,6 +1043,48 @@ TEST_CASE("a large struct a task puts is serialized into the node store and "
     auto expected = make_bytes(3 * mib, 42);
     REQUIRE(v->data.size() == expected.size());
     CHECK(std::memcmp(v->data.data(), expected.data(), expected.size()) == 0);
+  });
+}
+
+TEST_CASE("a large value a task puts with a ref inside is written into the "
+          "node store and keeps that ref alive until it is freed") {
+  // The task puts a small int, then 2 MiB holding a ref to it; it returns
+  // only the outer ref. The inner object lives because the outer value
+  // (written straight into a segment) contains its ref; dropping the
+  // outer ref frees both (the leak check at the end).
+  test::with_cluster([](runtime& rt) {
+    auto prefix = rt.node_store_prefix();
+    REQUIRE_FALSE(prefix.empty());
+    auto made = rt.get(rt.call(node_put_with_ref, 2 * mib, 43), 10s);
+    REQUIRE_MESSAGE(made, test::why(made));
+    CHECK(exists(segment_of(prefix, made->id())));
+    // Once the call's result is freed at the worker, what is left there is
+    // the two put objects: the inner one only because the outer holds it.
+    auto worker_objects = [&] {
+      auto st = rt.stats();
+      uint64_t n = 0;
+      if (st)
+        for (auto& w : st->workers)
+          n += w.objects;
+      return n;
+    };
+    CHECK(eventually([&] { return worker_objects() == 2; }));
+    std::this_thread::sleep_for(100ms); // and it stays so
+    CHECK(worker_objects() == 2);
+    {
+      auto v = rt.get(*made, 10s);
+      REQUIRE_MESSAGE(v, test::why(v));
+      auto expected = make_bytes(2 * mib, 43);
+      REQUIRE(v->data.size() == expected.size());
+      CHECK(std::memcmp(v->data.data(), expected.data(), expected.size())
+            == 0);
+      auto inner = rt.get(v->inner, 10s);
+      REQUIRE_MESSAGE(inner, test::why(inner));
+      CHECK(*inner == 43);
+    }
+    auto path = segment_of(prefix, made->id());
+    *made = ref<big_with_ref>{};
+    CHECK(eventually([&] { return !exists(path); }));
   });
 }
 
