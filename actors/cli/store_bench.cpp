@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <thread>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -126,6 +127,71 @@ double tcp_stream_gbps(tools::helper_process& helper, uint64_t bytes,
   return static_cast<double>(bytes) / s / 1e9;
 }
 
+// The helper sends a touched buffer of `bytes` over `streams` loopback
+// connections at once (equal ranges, one thread each); this process
+// receives each range into its place in a touched buffer of `bytes`, one
+// thread per stream. The physical yardstick of a striped pull.
+double tcp_streams_gbps(tools::helper_process& helper, uint64_t bytes,
+                        size_t streams) {
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (lfd < 0 || ::bind(lfd, reinterpret_cast<sockaddr*>(&addr), len) != 0
+      || ::listen(lfd, static_cast<int>(streams)) != 0
+      || ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    fail("tcp listen failed");
+    if (lfd >= 0)
+      ::close(lfd);
+    return 0;
+  }
+  std::vector<char> buf(bytes, 0);
+  if (helper.send("tcp_send_streams " + std::to_string(ntohs(addr.sin_port))
+                  + " " + std::to_string(bytes) + " "
+                  + std::to_string(streams))) {
+    ::close(lfd);
+    return 0;
+  }
+  std::vector<int> fds;
+  for (size_t i = 0; i < streams; ++i) {
+    int fd = ::accept(lfd, nullptr, nullptr);
+    if (fd < 0)
+      break;
+    fds.push_back(fd);
+  }
+  ::close(lfd);
+  // The helper connects in order, so the i-th accepted connection sends
+  // the i-th range.
+  std::vector<uint64_t> got(fds.size(), 0);
+  auto per = bytes / streams;
+  auto t0 = clock_type::now();
+  std::vector<std::thread> receivers;
+  for (size_t i = 0; i < fds.size(); ++i)
+    receivers.emplace_back([&, i] {
+      auto p = buf.data() + i * per;
+      auto n = i + 1 == streams ? bytes - i * per : per;
+      while (got[i] < n) {
+        auto k = ::recv(fds[i], p + got[i],
+                        std::min<uint64_t>(n - got[i], 8 * mib), 0);
+        if (k <= 0)
+          break;
+        got[i] += static_cast<uint64_t>(k);
+      }
+    });
+  for (auto& t : receivers)
+    t.join();
+  auto s = seconds_since(t0);
+  uint64_t total = 0;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    total += got[i];
+    ::close(fds[i]);
+  }
+  if (!helper.reply() || total != bytes)
+    return 0;
+  return static_cast<double>(bytes) / s / 1e9;
+}
+
 // CAF 0.17 moving the same 100 MiB between two processes the way a CAF
 // store server would: sequential requests for 8 MiB chunks, each answered
 // with a std::vector<char>, copied into a destination buffer.
@@ -179,9 +245,11 @@ void run_store_bench(const bench_options& opts, const emit_fn& emit) {
   auto& h = **helper;
   double tcp = 0;
   double tcp_large = 0;
+  double tcp_two = 0;
   for (size_t i = 0; i < repeat; ++i) {
     tcp = std::max(tcp, tcp_stream_gbps(h, 1024 * mib, 4 * mib));
     tcp_large = std::max(tcp_large, tcp_stream_gbps(h, large, large));
+    tcp_two = std::max(tcp_two, tcp_streams_gbps(h, large, 2));
   }
   // A store in this process: put, and serve the value to the helper.
   store_config cfg;
@@ -309,6 +377,7 @@ void run_store_bench(const bench_options& opts, const emit_fn& emit) {
   emit("memcpy_large_us", memcpy_large, "us");
   emit("tcp_stream_gbps", tcp, "GB/s");
   emit("tcp_stream_100mib_buffers_gbps", tcp_large, "GB/s");
+  emit("tcp_2_streams_100mib_gbps", tcp_two, "GB/s");
   emit("put_large_gbps", put_gbps, "GB/s");
   emit("put_large_cold_gbps", put_cold_gbps, "GB/s");
   emit("put_large_same_node_gbps", put_same_node, "GB/s");
@@ -319,6 +388,7 @@ void run_store_bench(const bench_options& opts, const emit_fn& emit) {
   emit("transfer_cold_gbps", transfer_cold, "GB/s");
   emit("transfer_streams", streams, "streams");
   emit("transfer_vs_tcp_stream", transfer / tcp, "ratio");
+  emit("transfer_vs_tcp_2_streams_100mib", transfer / tcp_two, "ratio");
   emit("caf_chunked_gbps", caf_gbps, "GB/s");
 }
 

@@ -1,5 +1,6 @@
 #include "dref/store/tools/helper_process.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
@@ -12,6 +13,7 @@
 #include <map>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -510,6 +512,65 @@ std::string run_command(helper_state& st, const std::vector<std::string>& w) {
     }
     ::close(fd);
     return "ok";
+  }
+  if (cmd == "tcp_send_streams") {
+    // tcp_send_streams <port> <bytes> <streams>: one buffer of <bytes>
+    // (touched), cut into <streams> equal ranges, each sent on its own
+    // connection by its own thread: a raw memory-to-memory move of a value
+    // over several loopback streams at once (the yardstick of a striped
+    // pull).
+    auto port = static_cast<uint16_t>(u64(1));
+    auto total = static_cast<size_t>(u64(2));
+    auto streams = std::clamp<size_t>(static_cast<size_t>(u64(3)), 1, 16);
+    std::vector<char> source(total, 'y');
+    std::vector<int> fds;
+    std::string failed;
+    for (size_t i = 0; i < streams && failed.empty(); ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(port);
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (fd < 0
+          || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
+               != 0) {
+        failed = std::string{"err connect: "} + std::strerror(errno);
+        if (fd >= 0)
+          ::close(fd);
+        break;
+      }
+      fds.push_back(fd);
+    }
+    if (failed.empty()) {
+      std::vector<std::thread> senders;
+      std::vector<int> errs(streams, 0);
+      auto per = total / streams;
+      for (size_t i = 0; i < streams; ++i)
+        senders.emplace_back([&, i] {
+          auto p = source.data() + i * per;
+          auto n = i + 1 == streams ? total - i * per : per;
+          while (n > 0) {
+            auto k = ::send(fds[i], p, std::min<size_t>(n, size_t{8} << 20),
+                            MSG_NOSIGNAL);
+            if (k < 0 && errno == EINTR)
+              continue;
+            if (k <= 0) {
+              errs[i] = errno;
+              return;
+            }
+            p += k;
+            n -= static_cast<size_t>(k);
+          }
+        });
+      for (auto& t : senders)
+        t.join();
+      for (int e : errs)
+        if (e != 0 && failed.empty())
+          failed = std::string{"err send: "} + std::strerror(e);
+    }
+    for (int fd : fds)
+      ::close(fd);
+    return failed.empty() ? std::string{"ok"} : failed;
   }
   return "err unknown command " + cmd;
 }
