@@ -80,26 +80,37 @@ double memcpy_us(size_t repeat) {
   return best;
 }
 
-// The helper sends `bytes` over loopback TCP from a buffer of `buffer_size`
-// bytes; this process receives them into a buffer of that size (8 MiB
-// receives, cycling through it). Small buffers stay in cache: the raw
-// network figure; 100 MiB buffers move a value from memory to memory.
-double tcp_stream_gbps(tools::helper_process& helper, uint64_t bytes,
-                       size_t buffer_size) {
+// A socket listening on an ephemeral port of 127.0.0.1 (its port in
+// `port`), or -1 (reported).
+int listen_loopback(int backlog, uint16_t& port) {
   int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
   if (lfd < 0 || ::bind(lfd, reinterpret_cast<sockaddr*>(&addr), len) != 0
-      || ::listen(lfd, 1) != 0
+      || ::listen(lfd, backlog) != 0
       || ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     fail("tcp listen failed");
     if (lfd >= 0)
       ::close(lfd);
-    return 0;
+    return -1;
   }
-  if (helper.send("tcp_send " + std::to_string(ntohs(addr.sin_port)) + " "
+  port = ntohs(addr.sin_port);
+  return lfd;
+}
+
+// The helper sends `bytes` over loopback TCP from a buffer of `buffer_size`
+// bytes; this process receives them into a buffer of that size (8 MiB
+// receives, cycling through it). Small buffers stay in cache: the raw
+// network figure; 100 MiB buffers move a value from memory to memory.
+double tcp_stream_gbps(tools::helper_process& helper, uint64_t bytes,
+                       size_t buffer_size) {
+  uint16_t port = 0;
+  int lfd = listen_loopback(1, port);
+  if (lfd < 0)
+    return 0;
+  if (helper.send("tcp_send " + std::to_string(port) + " "
                   + std::to_string(bytes) + " "
                   + std::to_string(buffer_size))) {
     ::close(lfd);
@@ -133,21 +144,12 @@ double tcp_stream_gbps(tools::helper_process& helper, uint64_t bytes,
 // thread per stream. The physical yardstick of a striped pull.
 double tcp_streams_gbps(tools::helper_process& helper, uint64_t bytes,
                         size_t streams) {
-  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (lfd < 0 || ::bind(lfd, reinterpret_cast<sockaddr*>(&addr), len) != 0
-      || ::listen(lfd, static_cast<int>(streams)) != 0
-      || ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    fail("tcp listen failed");
-    if (lfd >= 0)
-      ::close(lfd);
+  uint16_t port = 0;
+  int lfd = listen_loopback(static_cast<int>(streams), port);
+  if (lfd < 0)
     return 0;
-  }
   std::vector<char> buf(bytes, 0);
-  if (helper.send("tcp_send_streams " + std::to_string(ntohs(addr.sin_port))
+  if (helper.send("tcp_send_streams " + std::to_string(port)
                   + " " + std::to_string(bytes) + " "
                   + std::to_string(streams))) {
     ::close(lfd);

@@ -319,6 +319,24 @@ std::string render(const caf::error& err) {
   return describe(err);
 }
 
+// A socket connected to `port` on 127.0.0.1, or -1 (errno set).
+int connect_loopback(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
 std::string run_command(helper_state& st, const std::vector<std::string>& w) {
   auto u64 = [&](size_t i) { return std::stoull(w.at(i), nullptr, 0); };
   auto& cmd = w.at(0);
@@ -480,18 +498,9 @@ std::string run_command(helper_state& st, const std::vector<std::string>& w) {
   if (cmd == "tcp_send") {
     auto port = static_cast<uint16_t>(u64(1));
     auto total = u64(2);
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0
-        || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
-             != 0) {
-      if (fd >= 0)
-        ::close(fd);
+    int fd = connect_loopback(port);
+    if (fd < 0)
       return std::string{"err connect: "} + std::strerror(errno);
-    }
     // Sends from a buffer of <source bytes> (default 4 MiB, hot in cache),
     // 8 MiB per send at most, cycling through it.
     size_t source = w.size() > 3 ? u64(3) : size_t{4} << 20;
@@ -525,18 +534,10 @@ std::string run_command(helper_state& st, const std::vector<std::string>& w) {
     std::vector<char> source(total, 'y');
     std::vector<int> fds;
     std::string failed;
-    for (size_t i = 0; i < streams && failed.empty(); ++i) {
-      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_port = htons(port);
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (fd < 0
-          || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
-               != 0) {
+    for (size_t i = 0; i < streams; ++i) {
+      int fd = connect_loopback(port);
+      if (fd < 0) {
         failed = std::string{"err connect: "} + std::strerror(errno);
-        if (fd >= 0)
-          ::close(fd);
         break;
       }
       fds.push_back(fd);
