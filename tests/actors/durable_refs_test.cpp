@@ -399,6 +399,20 @@ TEST_CASE("a durable call whose state refers to a value nobody has fails "
   });
 }
 
+// Two 300 KiB values put by a task that ran on the worker with pid
+// `vault_pid` (`same`) or on another one; placement is least-loaded, so
+// tasks are tried until one lands where wanted (at most 16).
+std::optional<owned_texts> large_texts_made(runtime& rt, int32_t vault_pid,
+                                            bool same) {
+  for (int i = 0; i < 16; ++i) {
+    auto m = rt.get(rt.call(make_large_texts, int32_t{300}, int32_t{2}), 20s);
+    REQUIRE_MESSAGE(m, test::why(m));
+    if ((m->pid == vault_pid) == same)
+      return std::move(*m);
+  }
+  return std::nullopt;
+}
+
 TEST_CASE("a large value a task put, kept in a durable actor's state, is "
           "still readable after its owner process died") {
   // The values (300 KiB each) are sealed in the node store by the worker
@@ -409,14 +423,7 @@ TEST_CASE("a large value a task put, kept in a durable actor's state, is "
   test::with_cluster(durable_cluster(dir, 2), [](runtime& rt) {
     auto v = rt.spawn<ref_vault>(durable("vault-large-owner-death"));
     auto vault_pid = rt.get(v.call(&ref_vault::pid), 20s).value();
-    std::optional<owned_texts> made;
-    for (int i = 0; i < 16 && !made; ++i) {
-      auto m = rt.get(rt.call(make_large_texts, int32_t{300}, int32_t{2}),
-                      20s);
-      REQUIRE_MESSAGE(m, test::why(m));
-      if (m->pid != vault_pid)
-        made = std::move(*m);
-    }
+    auto made = large_texts_made(rt, vault_pid, false);
     REQUIRE_MESSAGE(made, "every task ran on the vault's worker");
     CHECK(rt.stats().value().node_objects >= 2);
     REQUIRE(rt.get(v.call(&ref_vault::keep, made->texts), 20s));
@@ -441,14 +448,7 @@ TEST_CASE("a large value a task put on the durable actor's own worker is "
   test::with_cluster(durable_cluster(dir, 2), [](runtime& rt) {
     auto v = rt.spawn<ref_vault>(durable("vault-large-own-worker"));
     auto vault_pid = rt.get(v.call(&ref_vault::pid), 20s).value();
-    std::optional<owned_texts> made;
-    for (int i = 0; i < 16 && !made; ++i) {
-      auto m = rt.get(rt.call(make_large_texts, int32_t{300}, int32_t{2}),
-                      20s);
-      REQUIRE_MESSAGE(m, test::why(m));
-      if (m->pid == vault_pid)
-        made = std::move(*m);
-    }
+    auto made = large_texts_made(rt, vault_pid, true);
     REQUIRE_MESSAGE(made, "no task ran on the vault's worker");
     REQUIRE(rt.get(v.call(&ref_vault::keep, made->texts), 20s));
     made.reset();

@@ -284,11 +284,18 @@ typename Inspector::result_type inspect(Inspector& f, put_value& x) {
   return f(caf::meta::type_name("test.put_value"), x.data, x.pid);
 }
 
-put_value node_put(int32_t size, int32_t seed) {
-  auto r = dref::put(make_buffer(make_bytes(size, seed)));
+// Inside a task: puts `x` or throws (the task then fails with the reason).
+template <class T>
+ref<std::decay_t<T>> put_or_throw(T&& x) {
+  auto r = dref::put(std::forward<T>(x));
   if (!r)
     throw std::runtime_error("put failed: " + caf::to_string(r.error()));
-  return put_value{std::move(*r), static_cast<int32_t>(getpid())};
+  return std::move(*r);
+}
+
+put_value node_put(int32_t size, int32_t seed) {
+  return put_value{put_or_throw(make_buffer(make_bytes(size, seed))),
+                   static_cast<int32_t>(getpid())};
 }
 
 // A value a task filled in place (buffer_writer) and put, and where the
@@ -307,10 +314,7 @@ typename Inspector::result_type inspect(Inspector& f, put_in_place_value& x) {
 put_in_place_value node_put_in_place(int32_t size, int32_t seed) {
   auto w = fill_writer(size, seed, true);
   auto written = mapping_of(w.data(), w.size());
-  auto r = dref::put(std::move(w).finish());
-  if (!r)
-    throw std::runtime_error("put failed: " + caf::to_string(r.error()));
-  return put_in_place_value{std::move(*r), written};
+  return put_in_place_value{put_or_throw(std::move(w).finish()), written};
 }
 
 // A large value put as a struct: serialized straight into the node store.
@@ -325,10 +329,9 @@ typename Inspector::result_type inspect(Inspector& f, put_tagged_value& x) {
 }
 
 put_tagged_value node_put_tagged(int32_t size, int32_t seed) {
-  auto r = dref::put(tagged_buffer{seed, make_buffer(make_bytes(size, seed))});
-  if (!r)
-    throw std::runtime_error("put failed: " + caf::to_string(r.error()));
-  return put_tagged_value{std::move(*r), static_cast<int32_t>(getpid())};
+  return put_tagged_value{
+    put_or_throw(tagged_buffer{seed, make_buffer(make_bytes(size, seed))}),
+    static_cast<int32_t>(getpid())};
 }
 
 // A large value holding a ref to a small one, both put by the task.
@@ -343,21 +346,13 @@ typename Inspector::result_type inspect(Inspector& f, big_with_ref& x) {
 }
 
 ref<big_with_ref> node_put_with_ref(int32_t size, int32_t seed) {
-  auto inner = dref::put(int32_t{seed});
-  if (!inner)
-    throw std::runtime_error("put failed: " + caf::to_string(inner.error()));
-  auto r = dref::put(
-    big_with_ref{std::move(*inner), make_buffer(make_bytes(size, seed))});
-  if (!r)
-    throw std::runtime_error("put failed: " + caf::to_string(r.error()));
-  return std::move(*r);
+  return put_or_throw(big_with_ref{put_or_throw(int32_t{seed}),
+                                   make_buffer(make_bytes(size, seed))});
 }
 
 // Puts a value and drops its only ref before the task ends.
 int64_t node_put_and_drop(int32_t size, int32_t seed) {
-  auto r = dref::put(make_buffer(make_bytes(size, seed)));
-  if (!r)
-    throw std::runtime_error("put failed: " + caf::to_string(r.error()));
+  put_or_throw(make_buffer(make_bytes(size, seed))); // dropped at once
   return static_cast<int64_t>(size);
 }
 

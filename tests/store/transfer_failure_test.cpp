@@ -53,6 +53,20 @@ bool read_request(int fd, unsigned char (&req)[40]) {
   return true;
 }
 
+/// Checks that a pull failed with transfer_failed whose text names `what`,
+/// and left nothing in the local store (no object, no .tmp file: only the
+/// store's lock file).
+void check_failed_pull(const caf::expected<buffer>& got,
+                       store_fixture& local, const std::string& what) {
+  REQUIRE_FALSE(got);
+  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
+  CHECK_MESSAGE(context_of(got.error()).find(what) != std::string::npos,
+                context_of(got.error()));
+  CHECK(local.store->stats().objects == 0);
+  CHECK(local.store->stats().memory_bytes == 0);
+  CHECK(local.shm_files().size() == 1);
+}
+
 /// Accepts one connection, reads one request, answers with a header that
 /// announces a value of `announced` bytes in one stripe (a client with one
 /// stream), sends `sent` of them, then closes (or, if `hang`, waits until
@@ -107,13 +121,8 @@ TEST_CASE("a peer that closes mid-value makes the pull fail with "
   transfer_client client{*local.store, std::chrono::seconds{30}, 1};
   object_id id{0x7F, 1};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
-  REQUIRE_FALSE(got);
-  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
-  CHECK(context_of(got.error()).find("closed") != std::string::npos);
+  check_failed_pull(got, local, "closed");
   CHECK_FALSE(local.store->contains(id));
-  CHECK(local.store->stats().objects == 0);
-  CHECK(local.store->stats().memory_bytes == 0);
-  CHECK(local.shm_files().size() == 1); // the lock only: no .tmp left
 }
 
 TEST_CASE("a peer that stops sending mid-value makes the pull fail with "
@@ -123,11 +132,7 @@ TEST_CASE("a peer that stops sending mid-value makes the pull fail with "
   transfer_client client{*local.store, std::chrono::milliseconds{300}, 1};
   object_id id{0x7F, 2};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
-  REQUIRE_FALSE(got);
-  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
-  CHECK(context_of(got.error()).find("timed out") != std::string::npos);
-  CHECK(local.store->stats().objects == 0);
-  CHECK(local.shm_files().size() == 1);
+  check_failed_pull(got, local, "timed out");
 }
 
 /// What the scripted striped peer does with stripe 1.
@@ -232,15 +237,10 @@ TEST_CASE("a peer that closes one stripe mid-value fails the whole striped "
   transfer_client client{*local.store, std::chrono::seconds{30}, 2};
   object_id id{0x7F, 4};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
-  REQUIRE_FALSE(got);
   CHECK(peer.requests == 2);
-  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
-  CHECK(context_of(got.error()).find("stripe 1 of 2") != std::string::npos);
+  check_failed_pull(got, local, "stripe 1 of 2");
   CHECK(context_of(got.error()).find("closed") != std::string::npos);
   CHECK_FALSE(local.store->contains(id));
-  CHECK(local.store->stats().objects == 0);
-  CHECK(local.store->stats().memory_bytes == 0);
-  CHECK(local.shm_files().size() == 1); // the lock only: no .tmp left
 }
 
 TEST_CASE("a stripe that goes silent fails the striped pull once the "
@@ -250,11 +250,7 @@ TEST_CASE("a stripe that goes silent fails the striped pull once the "
   transfer_client client{*local.store, std::chrono::milliseconds{300}, 2};
   object_id id{0x7F, 5};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
-  REQUIRE_FALSE(got);
-  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
-  CHECK(context_of(got.error()).find("timed out") != std::string::npos);
-  CHECK(local.store->stats().objects == 0);
-  CHECK(local.shm_files().size() == 1);
+  check_failed_pull(got, local, "timed out");
 }
 
 TEST_CASE("a stripe announcing another value size than stripe 0 fails the "
@@ -264,11 +260,7 @@ TEST_CASE("a stripe announcing another value size than stripe 0 fails the "
   transfer_client client{*local.store, std::chrono::seconds{30}, 2};
   object_id id{0x7F, 6};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
-  REQUIRE_FALSE(got);
-  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
-  CHECK(context_of(got.error()).find("does not match") != std::string::npos);
-  CHECK(local.store->stats().objects == 0);
-  CHECK(local.shm_files().size() == 1);
+  check_failed_pull(got, local, "does not match");
 }
 
 TEST_CASE("when one stripe fails the others stop at once instead of "
@@ -283,12 +275,8 @@ TEST_CASE("when one stripe fails the others stop at once instead of "
   auto t0 = std::chrono::steady_clock::now();
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
   auto waited = std::chrono::steady_clock::now() - t0;
-  REQUIRE_FALSE(got);
-  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
-  CHECK(context_of(got.error()).find("stripe 1 of 2") != std::string::npos);
+  check_failed_pull(got, local, "stripe 1 of 2");
   CHECK(waited < std::chrono::seconds{30});
-  CHECK(local.store->stats().objects == 0);
-  CHECK(local.shm_files().size() == 1);
 }
 
 TEST_CASE("a value the peer drops between stripes fails the pull with "
@@ -303,11 +291,7 @@ TEST_CASE("a value the peer drops between stripes fails the pull with "
   transfer_client client{*local.store, std::chrono::seconds{30}, 2};
   object_id id{0x7F, 8};
   auto got = client.pull(id, store_endpoint{"127.0.0.1", peer.port});
-  REQUIRE_FALSE(got);
-  CHECK(store_code(got.error()) == code(store_errc::transfer_failed));
-  CHECK(context_of(got.error()).find("dropped") != std::string::npos);
-  CHECK(local.store->stats().objects == 0);
-  CHECK(local.shm_files().size() == 1);
+  check_failed_pull(got, local, "dropped");
 }
 
 TEST_CASE("a peer that is not a dref store is refused with "
