@@ -234,9 +234,9 @@ namespace {
 // A context that owns objects of owner 9 at port 5000 and counts adoptions.
 class owning_context : public counting_context {
 public:
-  void describe(const object_id&, ref_descriptor& out) const override {
-    out.host = "127.0.0.1";
-    out.port = 5000;
+  void describe(const object_id& id, ref_descriptor& out) const override {
+    out.id = id;
+    out.owner = process_address{9, "127.0.0.1", 5000};
   }
   void adopt(const ref_descriptor& d) noexcept override {
     adopted.push_back(d);
@@ -290,7 +290,7 @@ TEST_CASE("refs inside a value are collected when written and adopted when read"
   CHECK_EQ(back.items[1].id(), id2);
   CHECK_EQ(back.items[1].context(), reader.get());
   REQUIRE_EQ(reader->adopted.size(), 2u);
-  CHECK_EQ(reader->adopted[0].port, 5000);
+  CHECK_EQ(reader->adopted[0].owner.port, 5000);
   back.items.clear();
   CHECK_EQ(reader->removed(id1), 1);
 }
