@@ -60,10 +60,13 @@ void borrow_table::registered(const object_id& id, uint64_t token) {
   i->second.registered = true;
 }
 
-void borrow_table::registration_failed(const object_id& id, uint64_t token) {
+void borrow_table::registration_failed(const object_id& id, uint64_t token,
+                                       bool refused) {
   auto i = entries_.find(id);
-  if (i != entries_.end() && i->second.registering == token)
+  if (i != entries_.end() && i->second.registering == token) {
     i->second.registering = 0;
+    i->second.refused = refused;
+  }
 }
 
 std::vector<object_id> borrow_table::owner_died(uint64_t owner,

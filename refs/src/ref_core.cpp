@@ -283,7 +283,7 @@ void ref_core::on_borrow_answer(uint64_t token,
     return; // failed already (a timeout, the owner's death)
   for (auto& id : i->second.ids) {
     if (std::find(unknown.begin(), unknown.end(), id) != unknown.end())
-      borrowed_.registration_failed(id, token);
+      borrowed_.registration_failed(id, token, true);
     else
       borrowed_.registered(id, token);
   }
@@ -423,6 +423,11 @@ void ref_core::take(ref_outbox& out) {
   }
   out.node_frees.insert(out.node_frees.end(), node_frees_.begin(),
                         node_frees_.end());
+  node_frees_.clear();
+}
+
+void ref_core::take_node_frees(std::vector<object_id>& out) {
+  out.insert(out.end(), node_frees_.begin(), node_frees_.end());
   node_frees_.clear();
 }
 

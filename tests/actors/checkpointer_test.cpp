@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "checkpointer.hpp"
+#include "durable/checkpointer.hpp"
 #include "dref/actors/serialization.hpp"
 
 using namespace dref;

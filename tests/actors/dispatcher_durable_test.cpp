@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "dispatcher.hpp"
+#include "submit/dispatcher.hpp"
 
 #include "dref/actors/error.hpp"
 #include "dref/actors/task_spec.hpp"
@@ -91,7 +91,7 @@ caf::error write_failed() {
 TEST_CASE("a rollback sends the restore first, then the calls that were in "
           "flight in send order, and the first report of each is stale") {
   durable_fixture f;
-  f.d.add_worker(w1, 7001);
+  f.d.add_worker(w1, process_address{7001, "127.0.0.1", 7001});
   auto create = f.task(task_kind::actor_create);
   f.submit(create);
   f.complete(create->result, w1);
@@ -126,7 +126,7 @@ TEST_CASE("a rollback sends the restore first, then the calls that were in "
 TEST_CASE("a rollback without a good checkpoint makes the actor die: its "
           "calls fail and its worker drops the instance") {
   durable_fixture f;
-  f.d.add_worker(w1, 7001);
+  f.d.add_worker(w1, process_address{7001, "127.0.0.1", 7001});
   auto create = f.task(task_kind::actor_create);
   f.submit(create);
   auto c1 = f.task(task_kind::actor_call);
@@ -154,7 +154,7 @@ TEST_CASE("a rollback without a good checkpoint makes the actor die: its "
 TEST_CASE("durable calls are numbered per name from 1 in queue order, and a "
           "later instance of the name continues the numbers") {
   durable_fixture f;
-  f.d.add_worker(w1, 7001);
+  f.d.add_worker(w1, process_address{7001, "127.0.0.1", 7001});
   auto create = f.task(task_kind::actor_create);
   f.submit(create);
   std::vector<uint64_t> seqs;
@@ -177,7 +177,7 @@ TEST_CASE("durable calls are numbered per name from 1 in queue order, and a "
 TEST_CASE("a durable actor whose only worker died waits for the next worker "
           "and starts there with its restore") {
   durable_fixture f;
-  f.d.add_worker(w1, 7001);
+  f.d.add_worker(w1, process_address{7001, "127.0.0.1", 7001});
   auto create = f.task(task_kind::actor_create);
   f.submit(create);
   f.complete(create->result, w1);
@@ -190,7 +190,7 @@ TEST_CASE("a durable actor whose only worker died waits for the next worker "
   CHECK(out.sends.empty());
   auto c2 = f.task(task_kind::actor_call);
   CHECK(f.submit(c2).sends.empty()); // held
-  f.d.add_worker(w2, 7002);
+  f.d.add_worker(w2, process_address{7002, "127.0.0.1", 7002});
   dispatch_result later;
   f.d.retry_held(f.table, later);
   REQUIRE(later.sends.size() == 3);
@@ -204,7 +204,7 @@ TEST_CASE("a durable actor whose only worker died waits for the next worker "
 TEST_CASE("when no worker is coming, a durable actor waiting for one fails "
           "its calls") {
   durable_fixture f;
-  f.d.add_worker(w1, 7001);
+  f.d.add_worker(w1, process_address{7001, "127.0.0.1", 7001});
   auto create = f.task(task_kind::actor_create);
   f.submit(create);
   f.complete(create->result, w1);
@@ -222,8 +222,8 @@ TEST_CASE("when no worker is coming, a durable actor waiting for one fails "
 TEST_CASE("a durable actor without a checkpoint whose spawn was in flight "
           "spawns again on another worker") {
   durable_fixture f;
-  f.d.add_worker(w1, 7001);
-  f.d.add_worker(w2, 7002);
+  f.d.add_worker(w1, process_address{7001, "127.0.0.1", 7001});
+  f.d.add_worker(w2, process_address{7002, "127.0.0.1", 7002});
   auto create = f.task(task_kind::actor_create);
   auto sent = f.submit(create);
   REQUIRE(sent.sends.size() == 1);

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "dispatcher.hpp"
+#include "submit/dispatcher.hpp"
 
 #include "dref/actors/error.hpp"
 #include "dref/actors/task_spec.hpp"
@@ -28,10 +28,10 @@ namespace {
 
 constexpr worker_id w1 = 1;
 constexpr worker_id w2 = 2;
-constexpr uint16_t port1 = 7001;
-constexpr uint16_t port2 = 7002;
+const process_address port1{101, "127.0.0.1", 7001};
+const process_address port2{102, "127.0.0.1", 7002};
 
-uint16_t port_of(worker_id w) {
+process_address port_of(worker_id w) {
   return w == w1 ? port1 : port2;
 }
 
@@ -45,7 +45,7 @@ object_id oid(uint64_t seq) {
 
 task_arg ref_arg(const object_id& id) {
   task_arg a;
-  a.kind = 1;
+  a.kind = arg_kind::owned_ref;
   a.type = "i";
   a.ref = id;
   return a;
@@ -226,12 +226,12 @@ TEST_CASE("a task whose ref argument is pending on a worker goes to that "
   auto& [target, sent] = out.sends[0];
   CHECK(target == wa);
   REQUIRE(sent.args.size() == 2);
-  CHECK(sent.args[0].kind == 0);
+  CHECK(sent.args[0].kind == arg_kind::value);
   CHECK(sent.args[0].value == blob{'v'});
-  CHECK(sent.args[1].kind == 1);
+  CHECK(sent.args[1].kind == arg_kind::owned_ref);
   CHECK(sent.args[1].ref == x);
   CHECK(sent.args[1].location == wa);
-  CHECK(sent.args[1].port == port_of(wa));
+  CHECK(sent.args[1].from == port_of(wa));
   CHECK(f.d.load(wa) == 2);
   CHECK(f.d.held() == 0);
   REQUIRE(f.d.producer(sent.result) != nullptr);
@@ -258,9 +258,9 @@ TEST_CASE("a task reading a value stored only at a worker goes to that "
   REQUIRE(out.sends.size() == 1);
   CHECK(out.sends[0].first == wa);
   auto& arg = out.sends[0].second.args.at(0);
-  CHECK(arg.kind == 1);
+  CHECK(arg.kind == arg_kind::owned_ref);
   CHECK(arg.location == wa);
-  CHECK(arg.port == port_of(wa));
+  CHECK(arg.from == port_of(wa));
   f.check_invariant();
 }
 
@@ -294,15 +294,15 @@ TEST_CASE("a task with arguments pending on two different workers is held "
   CHECK(target == wa); // still next to the pending x1
   CHECK(sent.result == t->result);
   REQUIRE(sent.args.size() == 2);
-  CHECK(sent.args[0].kind == 1);
+  CHECK(sent.args[0].kind == arg_kind::owned_ref);
   CHECK(sent.args[0].location == wa);
-  CHECK(sent.args[0].port == port_of(wa));
-  CHECK(sent.args[1].kind == 0);
+  CHECK(sent.args[0].from == port_of(wa));
+  CHECK(sent.args[1].kind == arg_kind::value);
   CHECK(sent.args[1].value == blob{1, 2, 3});
   CHECK(f.d.held() == 0);
   CHECK(f.d.in_flight() == 2);
   // The dispatcher's copy of the spec is untouched (it is the lineage).
-  CHECK(t->args[1].kind == 1);
+  CHECK(t->args[1].kind == arg_kind::owned_ref);
   CHECK(t->args[1].value.empty());
   f.check_invariant();
 }
@@ -484,7 +484,7 @@ TEST_CASE("an actor call held on a remote pending argument holds the later "
   CHECK(released.sends[0].first == wa);
   CHECK(released.sends[0].second.result == call1->result);
   REQUIRE(released.sends[0].second.args.size() == 1);
-  CHECK(released.sends[0].second.args[0].kind == 0);
+  CHECK(released.sends[0].second.args[0].kind == arg_kind::value);
   CHECK(released.sends[0].second.args[0].value == blob{9});
   CHECK(released.sends[1].first == wa);
   CHECK(released.sends[1].second.result == call2->result);
@@ -504,9 +504,9 @@ TEST_CASE("an actor call whose argument is pending on the actor's own worker "
   auto out = f.submit(call);
   REQUIRE(out.sends.size() == 1);
   CHECK(out.sends[0].first == w1);
-  CHECK(out.sends[0].second.args.at(0).kind == 1);
+  CHECK(out.sends[0].second.args.at(0).kind == arg_kind::owned_ref);
   CHECK(out.sends[0].second.args.at(0).location == w1);
-  CHECK(out.sends[0].second.args.at(0).port == port1);
+  CHECK(out.sends[0].second.args.at(0).from == port1);
   f.check_invariant();
 }
 

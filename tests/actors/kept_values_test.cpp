@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "kept_values.hpp"
+#include "durable/kept_values.hpp"
 
 using namespace dref;
 using namespace dref::internal;

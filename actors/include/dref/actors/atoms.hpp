@@ -18,9 +18,11 @@ using memory_atom = caf::atom_constant<caf::atom("dref_mem")>;
 using borrow_atom = caf::atom_constant<caf::atom("dref_borr")>;
 using release_atom = caf::atom_constant<caf::atom("dref_rel")>;
 using release_hold_atom = caf::atom_constant<caf::atom("dref_rhold")>;
-using register_borrow_atom = caf::atom_constant<caf::atom("dref_rb")>;
 using echo_atom = caf::atom_constant<caf::atom("dref_echo")>;
 using ckpt_atom = caf::atom_constant<caf::atom("dref_ckpt")>;
 using kept_atom = caf::atom_constant<caf::atom("dref_kept")>;
+using ready_atom = caf::atom_constant<caf::atom("dref_ready")>;
+using peer_atom = caf::atom_constant<caf::atom("dref_peer")>;
+using tick_atom = caf::atom_constant<caf::atom("dref_tick")>;
 
 } // namespace dref

@@ -6,17 +6,20 @@
 #include <vector>
 
 #include "caf/error.hpp"
+#include "caf/meta/load_callback.hpp"
 #include "caf/meta/type_name.hpp"
+#include "caf/sec.hpp"
 
 #include "dref/refs/fwd.hpp"
 #include "dref/refs/object_id.hpp"
+#include "dref/refs/process_address.hpp"
 #include "dref/refs/ref_descriptor.hpp"
 
 namespace dref {
 
 /// Version of the messages between a driver and its workers. A worker built
 /// from another version is refused at registration.
-constexpr uint32_t cluster_protocol_version = 7;
+constexpr uint32_t cluster_protocol_version = 8;
 
 /// What a task does.
 enum class task_kind : uint8_t {
@@ -27,31 +30,59 @@ enum class task_kind : uint8_t {
   actor_restore = 4, ///< re-create a durable actor from its saved state
 };
 
+/// How a task argument travels (frozen values: they are on the wire).
+enum class arg_kind : uint8_t {
+  /// `task_arg::value` holds the serialized argument.
+  value = 0,
+  /// `task_arg::ref` names an object the submitter owns; the dispatcher
+  /// says where to read it (`location`, `from`).
+  owned_ref = 1,
+  /// `task_arg::ref` names an object another process owns (the submitter
+  /// borrows it); `from` is the owner's ref server.
+  borrowed_ref = 2,
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, arg_kind& x) {
+  auto v = static_cast<uint8_t>(x);
+  if constexpr (Inspector::reads_state) {
+    return f(v);
+  } else {
+    auto load = caf::meta::load_callback([&]() -> caf::error {
+      if (v > 2)
+        return make_error(caf::sec::invalid_argument,
+                          "unknown task argument kind");
+      x = static_cast<arg_kind>(v);
+      return caf::none;
+    });
+    return f(v, load);
+  }
+}
+
 /// One argument of a task: a serialized value, or a ref to one.
 struct task_arg {
-  /// 0: `value` holds the argument; 1: `ref` names an object that holds it
-  /// (owned by the submitter); 2: `ref` names an object owned by another
-  /// process, whose ref server listens at `port`.
-  uint8_t kind = 0;
+  arg_kind kind = arg_kind::value;
   /// type_tag of the parameter type, checked by the worker.
   std::string type;
   /// The serialized value (kind 0).
   blob value;
-  /// The object holding the value (kind 1).
+  /// The object holding the value (`owned_ref`, `borrowed_ref`).
   object_id ref;
-  /// Worker holding a copy of `ref` (kind 1), as decided at dispatch.
+  /// Worker holding a copy of `ref` (`owned_ref`), as decided at dispatch;
+  /// `node_location` or the target itself: read it there.
   worker_id location = 0;
-  /// TCP port of that worker's store (kind 1).
-  uint16_t port = 0;
-  /// Refs inside `value` (kind 0); the submitter holds them until the task
-  /// is over, the worker borrows them while it runs.
+  /// The process to read `ref` from: the worker at `location`
+  /// (`owned_ref`), or the owner (`borrowed_ref`).
+  process_address from;
+  /// Refs inside the argument's value; the submitter holds them until the
+  /// task is over, the worker borrows them before it runs.
   std::vector<ref_descriptor> contained;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_arg& x) {
   return f(caf::meta::type_name("dref.task_arg"), x.kind, x.type, x.value,
-           x.ref, x.location, x.port, x.contained);
+           x.ref, x.location, x.from, x.contained);
 }
 
 /// A unit of work sent from an owner to a worker.

@@ -29,6 +29,9 @@ struct borrow_entry {
   uint64_t registering = 0;
   /// The owner acknowledged this borrow.
   bool registered = false;
+  /// The owner answered that it does not know the object (freed, or never
+  /// made): a read of it fails with `unknown_object`.
+  bool refused = false;
 };
 
 /// What a borrower knows about one owner process.
@@ -73,9 +76,11 @@ public:
   /// entry is gone or another registration replaced it).
   void registered(const object_id& id, uint64_t token);
 
-  /// Registration `token` of `id` did not happen (the owner does not know
-  /// the object, or no answer came): neither registered nor under way.
-  void registration_failed(const object_id& id, uint64_t token);
+  /// Registration `token` of `id` did not happen: neither registered nor
+  /// under way; `refused`: the owner said it does not know the object
+  /// (else no answer came).
+  void registration_failed(const object_id& id, uint64_t token,
+                           bool refused = false);
 
   /// The owner with incarnation `owner` is gone: its objects fail with
   /// `why`, registrations to it end. Returns the ids borrowed from it.

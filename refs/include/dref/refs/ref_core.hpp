@@ -145,6 +145,12 @@ public:
     return cfg_.self;
   }
 
+  /// Sets the port this process's ref server listens on (known only once
+  /// it is published, before the first descriptor is written).
+  void set_port(uint16_t port) noexcept {
+    cfg_.self.port = port;
+  }
+
   const settings& config() const noexcept {
     return cfg_;
   }
@@ -291,6 +297,15 @@ public:
   /// Moves into `out` the frees queued for location `w` that the barrier
   /// lets go (they can ride on a task batch to `w`).
   void take_frees(worker_id w, std::vector<object_id>& out);
+
+  /// Moves the node-store copies of freed objects into `out` (no barrier:
+  /// bytes only, the refs inside are counted where the copies are).
+  void take_node_frees(std::vector<object_id>& out);
+
+  /// True if a registration waits to be sent.
+  bool has_open_registrations() const noexcept {
+    return !open_.empty();
+  }
 
   /// Frees queued for location `w` are moot (it died).
   void drop_frees(worker_id w);

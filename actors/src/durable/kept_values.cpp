@@ -1,4 +1,4 @@
-#include "kept_values.hpp"
+#include "durable/kept_values.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,6 @@
-#include "messages.hpp"
+#include "wire/interfaces.hpp"
+
+#include "dref/actors/registry.hpp"
 
 #include "caf/actor_system_config.hpp"
 #include "caf/atom.hpp"
@@ -15,6 +17,7 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<object_id>("dref.object_id");
   cfg.add_message_type<std::vector<object_id>>("dref.object_ids");
   cfg.add_message_type<blob>("dref.blob");
+  cfg.add_message_type<process_address>("dref.process_address");
   cfg.add_message_type<ref_descriptor>("dref.ref_descriptor");
   cfg.add_message_type<std::vector<ref_descriptor>>("dref.ref_descriptors");
   cfg.add_message_type<value_msg>("dref.value_msg");
@@ -48,28 +51,6 @@ void configure_system(caf::actor_system_config& cfg, const config& rc) {
   // deserializes and delivers messages itself, one thread hop less.
   cfg.set("scheduler.policy", caf::atom_from_string(rc.scheduler_policy));
   cfg.set("middleman.workers", rc.middleman_workers);
-}
-
-bool is_fetch_failure(const caf::error& err) {
-  if (!err)
-    return false;
-  if (err.category() == caf::atom("system"))
-    // CAF's own (lost connections, unreachable nodes), but not a timeout.
-    return err.code() != static_cast<uint8_t>(caf::sec::request_timeout);
-  return err == refs_errc::owner_died || err == refs_errc::object_lost
-         || err == refs_errc::unknown_object || err == store_errc::not_found
-         || err == actors_errc::runtime_down;
-}
-
-bool is_object_failure(const caf::error& err) {
-  // The errors an owner stores for an object whose task failed
-  // (docs/architecture.md, "Failures").
-  return err == actors_errc::task_failed || err == actors_errc::worker_died
-         || err == actors_errc::unknown_function
-         || err == actors_errc::already_applied
-         || err == actors_errc::invalid_argument
-         || err == refs_errc::type_mismatch
-         || err == refs_errc::serialization_failed;
 }
 
 } // namespace dref::internal

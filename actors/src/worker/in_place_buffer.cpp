@@ -1,4 +1,4 @@
-#include "in_place_buffer.hpp"
+#include "worker/in_place_buffer.hpp"
 
 #include <cstring>
 #include <mutex>
@@ -10,7 +10,7 @@
 #include "dref/store/error.hpp"
 #include "dref/store/node_client.hpp"
 
-#include "worker_context.hpp"
+#include "worker/worker_context.hpp"
 
 namespace dref::internal {
 

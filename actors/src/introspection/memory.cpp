@@ -17,7 +17,7 @@
 
 #include "dref/actors/config.hpp"
 #include "dref/actors/error.hpp"
-#include "messages.hpp"
+#include "wire/interfaces.hpp"
 
 namespace dref {
 

@@ -15,10 +15,10 @@
 #include "caf/actor_system_config.hpp"
 #include "caf/typed_response_promise.hpp"
 
-#include "checkpointer.hpp"
-#include "dispatcher.hpp"
-#include "messages.hpp"
-#include "worker_pool.hpp"
+#include "durable/checkpointer.hpp"
+#include "submit/dispatcher.hpp"
+#include "wire/interfaces.hpp"
+#include "node/worker_pool.hpp"
 
 #include "dref/actors/runtime.hpp"
 #include "dref/persist/checkpoint_store.hpp"

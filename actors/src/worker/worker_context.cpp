@@ -1,4 +1,4 @@
-#include "worker_context.hpp"
+#include "worker/worker_context.hpp"
 
 #include <cstring>
 #include <map>
@@ -10,8 +10,8 @@
 #include "caf/io/middleman.hpp"
 #include "caf/send.hpp"
 
-#include "messages.hpp"
-#include "watched_request.hpp"
+#include "wire/interfaces.hpp"
+#include "core/watched_request.hpp"
 
 #include "dref/actors/atoms.hpp"
 #include "dref/actors/error.hpp"

@@ -1,4 +1,4 @@
-#include "checkpointer.hpp"
+#include "durable/checkpointer.hpp"
 
 #include <algorithm>
 #include <cstdio>

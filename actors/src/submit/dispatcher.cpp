@@ -1,4 +1,4 @@
-#include "dispatcher.hpp"
+#include "submit/dispatcher.hpp"
 
 #include <algorithm>
 #include <string>
@@ -34,8 +34,8 @@ dispatcher::numbered(const std::shared_ptr<const task_spec>& t,
   return c;
 }
 
-void dispatcher::add_worker(worker_id w, uint16_t port) {
-  workers_[w].port = port;
+void dispatcher::add_worker(worker_id w, process_address address) {
+  workers_[w].address = std::move(address);
   unavailable_ = caf::error{};
   // Durable actors whose worker died when no other was left go here.
   for (auto& [id, a] : actors_)
@@ -327,7 +327,7 @@ dispatcher::try_function(const std::shared_ptr<const task_spec>& t,
   const worker_id* stored_at = nullptr;
   uint64_t stored_size = 0;
   for (auto& arg : t->args) {
-    if (arg.kind != 1)
+    if (arg.kind != arg_kind::owned_ref)
       continue;
     auto e = table.find(arg.ref);
     if (e == nullptr) {
@@ -436,7 +436,7 @@ dispatcher::try_send(const std::shared_ptr<const task_spec>& t,
     return verdict::hold;
   task_spec sent = *t;
   for (auto& arg : sent.args) {
-    if (arg.kind != 1)
+    if (arg.kind != arg_kind::owned_ref)
       continue;
     auto e = table.find(arg.ref);
     if (e == nullptr) {
@@ -452,7 +452,7 @@ dispatcher::try_send(const std::shared_ptr<const task_spec>& t,
         if (p == nullptr || *p != target)
           return verdict::hold;
         arg.location = target;
-        arg.port = tw->second.port;
+        arg.from = tw->second.address;
         break;
       }
       case object_state::ready:
@@ -460,9 +460,9 @@ dispatcher::try_send(const std::shared_ptr<const task_spec>& t,
           // Held by the target, or in the node store, which every worker
           // reads without copying: the target resolves it itself.
           arg.location = target;
-          arg.port = tw->second.port;
+          arg.from = tw->second.address;
         } else if (e->value) {
-          arg.kind = 0;
+          arg.kind = arg_kind::value;
           arg.value = *e->value;
         } else {
           auto holder = std::find_if(e->locations.begin(), e->locations.end(),
@@ -475,7 +475,7 @@ dispatcher::try_send(const std::shared_ptr<const task_spec>& t,
             return verdict::failed;
           }
           arg.location = *holder;
-          arg.port = workers_[*holder].port;
+          arg.from = workers_[*holder].address;
         }
         break;
     }

@@ -20,10 +20,10 @@
 #include "caf/all.hpp"
 #include "caf/io/middleman.hpp"
 
-#include "in_place_buffer.hpp"
-#include "messages.hpp"
-#include "worker_context.hpp"
-#include "worker_pool.hpp"
+#include "worker/in_place_buffer.hpp"
+#include "wire/interfaces.hpp"
+#include "worker/worker_context.hpp"
+#include "node/worker_pool.hpp"
 
 #include "dref/actors/error.hpp"
 #include "dref/actors/registry.hpp"

@@ -1,4 +1,4 @@
-#include "worker_pool.hpp"
+#include "node/worker_pool.hpp"
 
 #include <cerrno>
 #include <csignal>

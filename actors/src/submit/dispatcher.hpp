@@ -57,7 +57,7 @@ public:
   /// the owner takes is the retry's.
   void set_caller(std::string caller, bool resend_durable_calls = false);
 
-  void add_worker(worker_id w, uint16_t port);
+  void add_worker(worker_id w, process_address address);
 
   /// The worker died: its in-flight tasks and the queued calls of its
   /// actors fail with `worker_died`; its actors are dead from now on, except
@@ -152,7 +152,7 @@ private:
   enum class verdict { sent, hold, failed };
 
   struct worker_state {
-    uint16_t port = 0;
+    process_address address; // its ref server
     size_t load = 0;
   };
 

@@ -1,4 +1,4 @@
-#include "runtime_impl.hpp"
+#include "driver/runtime_impl.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -22,7 +22,7 @@
 #include "caf/all.hpp"
 #include "caf/io/middleman.hpp"
 
-#include "watched_request.hpp"
+#include "core/watched_request.hpp"
 
 #include "dref/actors/error.hpp"
 #include "dref/persist/error.hpp"

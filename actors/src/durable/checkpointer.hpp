@@ -21,7 +21,7 @@
 #include "dref/persist/fault_injecting_store.hpp"
 #include "dref/persist/record_codec.hpp"
 
-#include "kept_values.hpp"
+#include "durable/kept_values.hpp"
 
 namespace dref::internal {
 
