@@ -1,8 +1,8 @@
-#include "kept_values.hpp"
+#include "dref/persist/kept_values.hpp"
 
 #include <algorithm>
 
-namespace dref::internal {
+namespace dref {
 
 namespace {
 
@@ -129,4 +129,4 @@ std::string kept_values::prefix(const object_id& id) {
   return to_string(id) + "/";
 }
 
-} // namespace dref::internal
+} // namespace dref
