@@ -5,8 +5,8 @@
 #include <fstream>
 #include <vector>
 
-#include "dref/persist/crc32c.hpp"
 #include "dref/persist/error.hpp"
+#include "dref/refs/crc32c.hpp"
 
 namespace dref::internal {
 

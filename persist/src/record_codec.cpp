@@ -8,8 +8,8 @@
 
 #include "checkpoint.pb.h"
 
-#include "dref/persist/crc32c.hpp"
 #include "dref/persist/error.hpp"
+#include "dref/refs/crc32c.hpp"
 
 namespace dref {
 

@@ -22,8 +22,8 @@
 #include <rocksdb/status.h>
 #include <rocksdb/write_batch.h>
 
-#include "dref/persist/crc32c.hpp"
 #include "dref/persist/error.hpp"
+#include "dref/refs/crc32c.hpp"
 
 #include "log_tail_check.hpp"
 

@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dref/refs/crc32c.hpp"
 #include "dref/store/error.hpp"
 #include "dref/store/store_index.hpp"
 
-#include "crc32c.hpp"
 #include "format.hpp"
 #include "os.hpp"
 
@@ -96,7 +96,7 @@ caf::expected<std::shared_ptr<mapping>> create_mapped(const std::string& path,
 }
 
 uint32_t header_crc(const unsigned char* header) {
-  return internal::crc32c_extend(0, header, 60);
+  return crc32c_extend(0, header, 60);
 }
 
 /// A reader's pin: unpins the object when the last buffer copy goes.
@@ -185,7 +185,7 @@ struct node_store::impl {
     h.id = id;
     h.size = seg.size;
     h.elem_size = seg.elem_size;
-    h.state_or_crc = internal::crc32c_extend(0, payload, seg.size);
+    h.state_or_crc = crc32c_extend(0, payload, seg.size);
     unsigned char header[internal::header_size];
     internal::encode_header(header, internal::spill_magic,
                             internal::spill_version, h);
@@ -370,7 +370,7 @@ struct node_store::impl {
                                   "spill file truncated: " + path)
                      : os_error(err, "cannot read spill file", path);
     }
-    if (internal::crc32c_extend(0, payload, size) != h.state_or_crc) {
+    if (crc32c_extend(0, payload, size) != h.state_or_crc) {
       ::unlink(tmp.c_str());
       return make_error(store_errc::corrupt,
                         "spill file checksum mismatch: " + path);

@@ -19,9 +19,8 @@
 #include "dref/actors/task_spec.hpp"
 #include "dref/persist/checkpoint_store.hpp"
 #include "dref/persist/fault_injecting_store.hpp"
+#include "dref/persist/kept_values.hpp"
 #include "dref/persist/record_codec.hpp"
-
-#include "durable/kept_values.hpp"
 
 namespace dref::internal {
 

@@ -10,6 +10,8 @@
 #include "caf/meta/type_name.hpp"
 #include "caf/sec.hpp"
 
+#include "dref/persist/kept_ref_value.hpp"
+#include "dref/persist/sequence_table.hpp"
 #include "dref/refs/fwd.hpp"
 #include "dref/refs/object_id.hpp"
 #include "dref/refs/process_address.hpp"
@@ -120,37 +122,6 @@ typename Inspector::result_type inspect(Inspector& f, task_spec& x) {
   return f(caf::meta::type_name("dref.task_spec"), x.result, x.kind, x.name,
            x.actor, x.method, x.result_type, x.args, x.durable, x.caller,
            x.seq);
-}
-
-/// A durable actor's sequence table: per caller, the number of the last
-/// call applied and (when it succeeded) its serialized reply. Travels with
-/// the state in results and restore tasks; stored in the same checkpoint
-/// record as the state (docs/checkpoint_format.md).
-struct sequence_table {
-  std::map<std::string, uint64_t> seqs;
-  std::map<std::string, blob> replies;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, sequence_table& x) {
-  return f(caf::meta::type_name("dref.sequence_table"), x.seqs, x.replies);
-}
-
-/// A value a durable actor's state refers to through a ref, sent by the
-/// actor's worker with the state so that the owner keeps it with the
-/// checkpoint (docs/architecture.md, "Refs in durable state").
-struct kept_ref_value {
-  object_id id;
-  /// The serialized value, as the ref's owner stores it.
-  blob value;
-  /// The refs inside the value (kept too).
-  std::vector<object_id> refs;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, kept_ref_value& x) {
-  return f(caf::meta::type_name("dref.kept_ref_value"), x.id, x.value,
-           x.refs);
 }
 
 /// How a task ended, sent from a worker back to the owner.

@@ -17,5 +17,8 @@ class record_codec;
 struct group_commit_options;
 class group_committer;
 class fault_injecting_store;
+class kept_values;
+struct kept_ref_value;
+struct sequence_table;
 
 } // namespace dref

@@ -6,10 +6,9 @@
 
 #include <vector>
 
-#include "durable/kept_values.hpp"
+#include "dref/persist/kept_values.hpp"
 
 using namespace dref;
-using namespace dref::internal;
 
 namespace {
 

@@ -1,8 +1,12 @@
-#include "dref/persist/crc32c.hpp"
+#include "dref/refs/crc32c.hpp"
 
 #include <array>
+#include <cassert>
+#include <cstring>
 
-namespace dref {
+#include "crc32c_paths.hpp"
+
+namespace dref::internal {
 
 namespace {
 
@@ -37,9 +41,28 @@ uint64_t load_le64(const unsigned char* p) noexcept {
   return x;
 }
 
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) uint32_t
+crc_hw(uint32_t state, const unsigned char* p, size_t n) noexcept {
+  uint64_t s = state;
+  while (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    s = __builtin_ia32_crc32di(s, w);
+    p += 8;
+    n -= 8;
+  }
+  auto s32 = static_cast<uint32_t>(s);
+  while (n-- > 0)
+    s32 = __builtin_ia32_crc32qi(s32, *p++);
+  return s32;
+}
+#endif
+
 } // namespace
 
-uint32_t crc32c_extend(uint32_t crc, const void* data, size_t size) noexcept {
+uint32_t crc32c_extend_sliced(uint32_t crc, const void* data,
+                              size_t size) noexcept {
   auto& t = tables.t;
   auto p = static_cast<const unsigned char*>(data);
   uint32_t state = ~crc;
@@ -62,6 +85,35 @@ uint32_t crc32c_extend(uint32_t crc, const void* data, size_t size) noexcept {
     --size;
   }
   return ~state;
+}
+
+bool crc32c_hardware_available() noexcept {
+#if defined(__x86_64__)
+  static const bool result = __builtin_cpu_supports("sse4.2");
+  return result;
+#else
+  return false;
+#endif
+}
+
+uint32_t crc32c_extend_hardware(uint32_t crc, const void* data,
+                                size_t size) noexcept {
+  assert(crc32c_hardware_available());
+#if defined(__x86_64__)
+  return ~crc_hw(~crc, static_cast<const unsigned char*>(data), size);
+#else
+  return crc32c_extend_sliced(crc, data, size);
+#endif
+}
+
+} // namespace dref::internal
+
+namespace dref {
+
+uint32_t crc32c_extend(uint32_t crc, const void* data, size_t size) noexcept {
+  if (internal::crc32c_hardware_available())
+    return internal::crc32c_extend_hardware(crc, data, size);
+  return internal::crc32c_extend_sliced(crc, data, size);
 }
 
 } // namespace dref

@@ -9,7 +9,7 @@
 
 #include "dref/refs/object_id.hpp"
 
-namespace dref::internal {
+namespace dref {
 
 /// Which values the durable actors' checkpoints keep on disk (in the
 /// `ref_values` column family), so that a ref held in a durable state can
@@ -29,8 +29,12 @@ namespace dref::internal {
 /// view; `commit` makes the staged view current after the batch was
 /// written, `abort` drops it after a failed write.
 ///
-/// A plain synchronous class: not thread-safe (the checkpointer guards it
-/// with its mutex); owned by the checkpointer.
+/// Part of persist/ because it decides what durable storage holds (the
+/// keys of `ref_values`, docs/checkpoint_format.md); it uses nothing of
+/// actors/.
+///
+/// A plain synchronous class: not thread-safe (the durable-actor layer's
+/// checkpointer guards it with its mutex); owned by that checkpointer.
 class kept_values {
 public:
   /// What one checkpoint write must do besides writing its record.
@@ -106,4 +110,4 @@ private:
   std::map<std::string, slots> staged_; // copies of touched actors
 };
 
-} // namespace dref::internal
+} // namespace dref

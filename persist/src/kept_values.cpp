@@ -1,8 +1,12 @@
+<<<<<<<< HEAD:actors/src/durable/kept_values.cpp
 #include "durable/kept_values.hpp"
+========
+#include "dref/persist/kept_values.hpp"
+>>>>>>>> main:persist/src/kept_values.cpp
 
 #include <algorithm>
 
-namespace dref::internal {
+namespace dref {
 
 namespace {
 
@@ -129,4 +133,4 @@ std::string kept_values::prefix(const object_id& id) {
   return to_string(id) + "/";
 }
 
-} // namespace dref::internal
+} // namespace dref
