@@ -1,8 +1,4 @@
-<<<<<<<< HEAD:actors/src/durable/kept_values.cpp
-#include "durable/kept_values.hpp"
-========
 #include "dref/persist/kept_values.hpp"
->>>>>>>> main:persist/src/kept_values.cpp
 
 #include <algorithm>
 

@@ -426,6 +426,13 @@ void ref_core::take(ref_outbox& out) {
   node_frees_.clear();
 }
 
+void ref_core::free_copy(worker_id w, const object_id& id, bool in_node) {
+  if (w != node_location)
+    frees_.push_back(queued_free{barrier(), w, id});
+  if (in_node)
+    node_frees_.push_back(id);
+}
+
 void ref_core::take_node_frees(std::vector<object_id>& out) {
   out.insert(out.end(), node_frees_.begin(), node_frees_.end());
   node_frees_.clear();

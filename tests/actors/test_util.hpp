@@ -68,7 +68,8 @@ inline void check_no_leaks(runtime& rt) {
     }
     st = *s;
     bool empty = st.owned_objects == 0 && st.borrowed_objects == 0
-                 && st.transit_holds == 0 && st.pending_registrations == 0
+                 && st.transit_holds == 0 && st.lingering_holds == 0
+                 && st.pending_registrations == 0
                  && st.pending_releases == 0 && st.in_flight_tasks == 0
                  && st.held_tasks == 0 && st.actors == 0
                  && st.node_objects == 0 && st.node_bytes == 0;
@@ -82,6 +83,7 @@ inline void check_no_leaks(runtime& rt) {
   CHECK(st.owned_objects == 0);
   CHECK(st.borrowed_objects == 0);
   CHECK(st.transit_holds == 0);
+  CHECK(st.lingering_holds == 0);
   CHECK(st.pending_registrations == 0);
   CHECK(st.pending_releases == 0);
   CHECK(st.in_flight_tasks == 0);

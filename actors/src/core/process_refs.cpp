@@ -60,7 +60,7 @@ void process_refs::start() {
 }
 
 void process_refs::set_node(std::shared_ptr<node_access> node) {
-  node_ = std::move(node);
+  std::atomic_store(&node_, std::move(node));
 }
 
 void process_refs::set_kept_copies(kept_copy_fn copy, kept_ids_fn ids) {
@@ -96,7 +96,7 @@ caf::actor process_refs::server() const {
 }
 
 std::shared_ptr<node_access> process_refs::node() const {
-  return node_;
+  return std::atomic_load(&node_);
 }
 
 // -- ref_context --------------------------------------------------------------
@@ -215,7 +215,7 @@ caf::actor process_refs::location(worker_id w) {
 void process_refs::free_in_node(std::vector<object_id>& ids) {
   if (ids.empty())
     return;
-  if (auto n = node_)
+  if (auto n = node())
     for (auto& id : ids)
       n->free(id);
   ids.clear();
@@ -267,7 +267,7 @@ process_refs::read_copy(const object_id& id) {
 }
 
 caf::expected<buffer> process_refs::read_node(const object_id& id) {
-  auto n = node_;
+  auto n = node();
   if (!n)
     return make_error(store_errc::not_found,
                       "this process has no node store");
@@ -277,7 +277,8 @@ caf::expected<buffer> process_refs::read_node(const object_id& id) {
 // -- holding ------------------------------------------------------------------
 
 caf::error process_refs::hold(const std::vector<ref_descriptor>& ds,
-                              std::vector<object_id>& held) {
+                              std::vector<object_id>& held,
+                              object_id* failed) {
   if (ds.empty())
     return caf::none;
   std::vector<uint64_t> tokens;
@@ -287,7 +288,11 @@ caf::error process_refs::hold(const std::vector<ref_descriptor>& ds,
     std::lock_guard<std::mutex> guard{mtx_};
     for (auto& d : ds) {
       if (core_.owns(d.id) && core_.owned().find(d.id) == nullptr) {
-        err = make_error(refs_errc::unknown_object, to_string(d.id));
+        if (!err) {
+          err = make_error(refs_errc::unknown_object, to_string(d.id));
+          if (failed != nullptr)
+            *failed = d.id;
+        }
         continue;
       }
       auto token = core_.adopt(d);
@@ -306,7 +311,7 @@ caf::error process_refs::hold(const std::vector<ref_descriptor>& ds,
   // Borrowing, step 2: wait for the owners' answers, so that no release of
   // whoever handed us the refs can overtake the registrations.
   wait_registered(tokens);
-  return check_held(borrowed);
+  return check_held(borrowed, failed);
 }
 
 void process_refs::wait_registered(const std::vector<uint64_t>& tokens) {
@@ -322,7 +327,13 @@ void process_refs::wait_registered(const std::vector<uint64_t>& tokens) {
   });
 }
 
-caf::error process_refs::check_held(const std::vector<object_id>& ids) {
+caf::error process_refs::check_held(const std::vector<object_id>& ids,
+                                    object_id* failed) {
+  auto fail = [failed](const object_id& id, caf::error err) {
+    if (failed != nullptr)
+      *failed = id;
+    return err;
+  };
   // An owner proven dead is no error (a read says so, or finds a durable
   // copy); one that refused the registration is; one that could not be
   // reached is, unless a durable checkpoint keeps the value.
@@ -334,23 +345,26 @@ caf::error process_refs::check_held(const std::vector<object_id>& ids) {
       if (e == nullptr || e->registered || core_.borrowed().owner_error(id))
         continue;
       if (e->refused)
-        return make_error(refs_errc::unknown_object,
-                          to_string(id) + " is no longer owned");
+        return fail(id, make_error(refs_errc::unknown_object,
+                                   to_string(id) + " is no longer owned"));
       if (e->registering != 0)
-        return make_error(actors_errc::timeout,
-                          "the owner of " + to_string(id)
-                            + " did not answer the borrow registration");
+        return fail(id, make_error(actors_errc::timeout,
+                                   "the owner of " + to_string(id)
+                                     + " did not answer the borrow "
+                                       "registration"));
       unreachable.push_back(id);
     }
   }
   if (unreachable.empty())
     return caf::none;
+  // Values a durable checkpoint keeps stay readable without their owner
+  // ("Refs in durable state"); any other one is lost.
   auto kept = kept_ids_ ? kept_ids_(unreachable) : std::vector<object_id>{};
-  if (kept.size() < unreachable.size())
-    return make_error(refs_errc::object_lost,
-                      "cannot reach the owner of "
-                        + to_string(unreachable.front())
-                        + " and no durable checkpoint keeps it");
+  for (auto& id : unreachable)
+    if (std::find(kept.begin(), kept.end(), id) == kept.end())
+      return fail(id, make_error(refs_errc::object_lost,
+                                 "cannot reach the owner of " + to_string(id)
+                                   + " and no durable checkpoint keeps it"));
   return caf::none;
 }
 
@@ -371,7 +385,7 @@ caf::expected<buffer> process_refs::read(const ref_base& x,
                                 : "an empty ref");
   auto& id = x.id();
   if (core_.owns(id))
-    return read_owned(id, timeout); // the entry holds the refs inside
+    return read_own(id, timeout); // the entry holds the refs inside
   // A copy here (a result of a task that ran in this process, perhaps not
   // even reported to its owner yet: asking the owner would then wait for
   // this very process). The caller's borrow keeps it.
@@ -384,7 +398,7 @@ caf::expected<buffer> process_refs::read(const ref_base& x,
   return res;
 }
 
-caf::expected<buffer> process_refs::read_owned(const object_id& id,
+caf::expected<buffer> process_refs::read_own(const object_id& id,
                                                caf::timespan timeout) {
   auto deadline = deadline_of(timeout);
   caf::actor from;
@@ -486,9 +500,13 @@ process_refs::fetch_from(const process_address& from, bool owner,
                      "cannot reach the process holding " + to_string(id)
                        + " at " + to_string(from));
   } else {
-    auto reply = watched_request<value_msg>(
-      sys_, peer, cfg_.fetch_timeout, "fetching " + to_string(id),
-      owner ? get_atom::value : fetch_atom::value, id);
+    auto what = "fetching " + to_string(id);
+    auto reply = owner ? watched_request<value_msg>(sys_, peer,
+                                                    cfg_.fetch_timeout, what,
+                                                    get_atom::value, id)
+                       : watched_request<value_msg>(sys_, peer,
+                                                    cfg_.fetch_timeout, what,
+                                                    fetch_atom::value, id);
     if (!reply && reply.error() == refs_errc::owner_died && !owner)
       reply = make_error(refs_errc::object_lost,
                          "the process holding " + to_string(id) + " ("

@@ -81,6 +81,7 @@ public:
 
   /// Spawns the process's ref server (unpublished; publish `server()`).
   void start();
+  /// The node store (null: none, e.g. after the runtime closed it).
   void set_node(std::shared_ptr<node_access> node);
   void set_kept_copies(kept_copy_fn copy, kept_ids_fn ids);
   void set_locations(location_fn f);
@@ -185,9 +186,10 @@ public:
   /// and registers new borrows; with `wait_for_registrations`, waits for
   /// the answers. Errors: `unknown_object` (the owner freed it), `object_lost`
   /// (its owner cannot be reached and no durable checkpoint keeps it),
-  /// `timeout`. An owner known dead is no error (a read says so).
+  /// `timeout`; on error `*failed` (if given) names the ref that could not
+  /// be held. An owner known dead is no error (a read says so).
   caf::error hold(const std::vector<ref_descriptor>& ds,
-                  std::vector<object_id>& held);
+                  std::vector<object_id>& held, object_id* failed = nullptr);
 
   /// Drops the local refs `hold` counted.
   void unhold(std::vector<object_id>& held);
@@ -208,6 +210,14 @@ public:
   caf::expected<buffer> fetch_from(const process_address& from, bool owner,
                                    const object_id& id,
                                    std::vector<object_id>& held);
+
+  /// The value of `id`, which this process owns, waiting at most
+  /// `timeout` while it is pending.
+  caf::expected<buffer> read_own(const object_id& id, caf::timespan timeout);
+
+  /// A zero-copy view of `id` in this node's store. Errors: the store's,
+  /// `not_found` without a node store.
+  caf::expected<buffer> read_node(const object_id& id);
 
   /// A durable checkpoint's copy of `id`, or an error (`object_lost`).
   caf::expected<value_msg> kept_copy(const object_id& id);
@@ -252,8 +262,6 @@ public:
   }
 
 private:
-  caf::expected<buffer> read_owned(const object_id& id,
-                                   caf::timespan timeout);
   caf::expected<buffer> read_borrowed(const object_id& id,
                                       caf::timespan timeout,
                                       std::vector<object_id>& held);
@@ -261,10 +269,10 @@ private:
                                       caf::expected<value_msg> reply,
                                       std::vector<object_id>& held,
                                       const caf::actor& owner);
-  caf::expected<buffer> read_node(const object_id& id);
   // Waits (bounded) until none of `tokens` is pending.
   void wait_registered(const std::vector<uint64_t>& tokens);
-  caf::error check_held(const std::vector<object_id>& ids);
+  caf::error check_held(const std::vector<object_id>& ids,
+                        object_id* failed);
 
   caf::actor_system& sys_;
   settings cfg_;
@@ -272,7 +280,7 @@ private:
   std::condition_variable cv_;
   ref_core core_;                         // guarded by mtx_
   std::shared_ptr<local_store> copies_;  // thread-safe on its own
-  std::shared_ptr<node_access> node_;    // set once before use
+  std::shared_ptr<node_access> node_;    // atomic_load / atomic_store
   kept_copy_fn kept_copy_;               // set once before use
   kept_ids_fn kept_ids_;                 // set once before use
   location_fn locations_;                // set once before use

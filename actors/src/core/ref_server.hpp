@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "caf/actor_addr.hpp"
+#include "caf/stateful_actor.hpp"
+#include "caf/typed_event_based_actor.hpp"
 #include "caf/typed_response_promise.hpp"
 
 #include "wire/interfaces.hpp"

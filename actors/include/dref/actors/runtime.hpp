@@ -38,7 +38,9 @@ ref_base failed_ref(runtime_impl& rt, caf::error err);
 ref_base put_blob(runtime_impl& rt, blob value, const void* call_site,
                   std::vector<ref_base>&& refs);
 caf::expected<buffer> get_blob(runtime_impl& rt, const ref_base& x,
-                               caf::timespan timeout);
+                               caf::timespan timeout,
+                               std::vector<object_id>& held);
+void unhold(runtime_impl& rt, std::vector<object_id>& held);
 std::string node_store_prefix(const runtime_impl& rt);
 std::vector<bool> wait_ids(runtime_impl& rt,
                            const std::vector<const ref_base*>& xs, size_t n,
@@ -62,8 +64,13 @@ durable_actor(runtime_impl& rt, const std::string& name,
               const std::type_info& type,
               const std::function<caf::expected<std::shared_ptr<void>>()>& make);
 const ref_context* context_of(const runtime_impl& rt);
-/// The actor answering `get_atom` requests for refs owned by `x`'s owner.
-caf::actor owner_actor_of(const ref_base& x);
+/// The ref server of the process `x` is counted in: it answers `get_atom`
+/// requests for `x` (asking its owner when another process owns it).
+caf::actor ref_server_of(const ref_base& x);
+/// An error of a request to a ref server (`dref::then`) in dref's
+/// categories: CAF's timeout becomes `timeout`, its other errors (the
+/// server gone) `runtime_down`; dref's own errors stay as they are.
+caf::error owner_request_error(caf::error err, const object_id& id);
 
 template <class T>
 struct is_ref : std::false_type {};
@@ -184,12 +191,16 @@ struct worker_stats {
   /// Refs the worker holds in its own tables: objects its tasks `put` plus
   /// objects it borrows.
   uint64_t refs = 0;
+  /// False for a worker that died before it answered (the driver had not
+  /// dropped it yet): its counts are zero, its tables went with it, and
+  /// the runtime drops it (and starts a replacement) once it notices.
+  bool alive = true;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
   return f(caf::meta::type_name("dref.worker_stats"), x.id, x.pid, x.objects,
-           x.bytes, x.actors, x.refs);
+           x.bytes, x.actors, x.refs, x.alive);
 }
 
 /// The whole cluster's bookkeeping at one moment (see `runtime::stats`).
@@ -201,6 +212,10 @@ struct runtime_stats {
   /// Refs the driver sent in plain CAF messages, held until the receiver
   /// registered (transit holds).
   uint64_t transit_holds = 0;
+  /// Protections a process that died held (its borrows, its tasks'
+  /// arguments), kept for a short grace so that refs it sent just before
+  /// dying can still be registered (docs/architecture.md, "Borrowing").
+  uint64_t lingering_holds = 0;
   /// Borrow registrations sent and not answered, plus releases and frees
   /// waiting to be sent.
   uint64_t pending_registrations = 0;
@@ -321,14 +336,22 @@ public:
   /// (`task_failed`, `worker_died`, ...) or `actors_errc::timeout`.
   template <class T>
   caf::expected<T> get(const ref<T>& x, caf::timespan timeout = no_timeout) {
-    auto bytes = internal::get_blob(*impl_, x, timeout);
-    if (!bytes)
+    std::vector<object_id> held; // the refs inside, until they are read
+    auto bytes = internal::get_blob(*impl_, x, timeout, held);
+    if (!bytes) {
+      internal::unhold(*impl_, held);
       return std::move(bytes.error());
+    }
     T value;
-    ref_read_scope reading{x.shared_context()}; // refs inside: ours now
-    std::vector<buffer> sources{*bytes}; // a dref::buffer inside: no copy
-    zero_copy_scope zero_copy{sources};
-    if (auto err = from_bytes(bytes->data(), bytes->size(), value))
+    caf::error err;
+    {
+      ref_read_scope reading{x.shared_context()}; // refs inside: ours now
+      std::vector<buffer> sources{*bytes}; // a dref::buffer inside: no copy
+      zero_copy_scope zero_copy{sources};
+      err = from_bytes(bytes->data(), bytes->size(), value);
+    }
+    internal::unhold(*impl_, held);
+    if (err)
       return err;
     return value;
   }

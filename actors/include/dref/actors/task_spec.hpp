@@ -44,23 +44,6 @@ enum class arg_kind : uint8_t {
   borrowed_ref = 2,
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, arg_kind& x) {
-  auto v = static_cast<uint8_t>(x);
-  if constexpr (Inspector::reads_state) {
-    return f(v);
-  } else {
-    auto load = caf::meta::load_callback([&]() -> caf::error {
-      if (v > 2)
-        return make_error(caf::sec::invalid_argument,
-                          "unknown task argument kind");
-      x = static_cast<arg_kind>(v);
-      return caf::none;
-    });
-    return f(v, load);
-  }
-}
-
 /// One argument of a task: a serialized value, or a ref to one.
 struct task_arg {
   arg_kind kind = arg_kind::value;
@@ -83,8 +66,15 @@ struct task_arg {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, task_arg& x) {
-  return f(caf::meta::type_name("dref.task_arg"), x.kind, x.type, x.value,
-           x.ref, x.location, x.from, x.contained);
+  // A kind this version does not know is refused, not misread.
+  auto check = caf::meta::load_callback([&]() -> caf::error {
+    if (static_cast<uint8_t>(x.kind) > 2)
+      return caf::make_error(caf::sec::invalid_argument,
+                             "unknown task argument kind");
+    return caf::none;
+  });
+  return f(caf::meta::type_name("dref.task_arg"), x.kind, check, x.type,
+           x.value, x.ref, x.location, x.from, x.contained);
 }
 
 /// A unit of work sent from an owner to a worker.

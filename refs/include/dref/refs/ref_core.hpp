@@ -298,6 +298,12 @@ public:
   /// lets go (they can ride on a task batch to `w`).
   void take_frees(worker_id w, std::vector<object_id>& out);
 
+  /// A copy of `id` kept at location `w` (and with `in_node` its bytes in
+  /// the node store) that no entry lists (a result that arrived for an
+  /// object no longer pending here): freed like the copies of a freed
+  /// object.
+  void free_copy(worker_id w, const object_id& id, bool in_node);
+
   /// Moves the node-store copies of freed objects into `out` (no barrier:
   /// bytes only, the refs inside are counted where the copies are).
   void take_node_frees(std::vector<object_id>& out);

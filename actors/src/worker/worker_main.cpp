@@ -1,0 +1,296 @@
+// The worker process: started by the driver's `worker_pool`, entered
+// through `run_worker_if_requested`. It runs a ref server (like every
+// process), an executor for its tasks, a control actor answering its node
+// (stats) and an echo actor for benchmarks; and it gives task code its
+// `dref::put` / `dref::get`.
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <unistd.h>
+
+#include "caf/all.hpp"
+#include "caf/io/middleman.hpp"
+
+#include "core/process_refs.hpp"
+#include "core/watched_request.hpp"
+#include "node/worker_pool.hpp"
+#include "wire/interfaces.hpp"
+#include "wire/worker_settings.hpp"
+#include "worker/executor.hpp"
+#include "worker/in_place_buffer.hpp"
+#include "worker/result_sink.hpp"
+#include "worker/worker_context.hpp"
+
+#include "dref/actors/error.hpp"
+#include "dref/actors/task.hpp"
+
+namespace dref {
+
+namespace internal {
+
+namespace {
+
+// The worker, for task code (`dref::put`, `dref::get`).
+std::mutex current_mtx;
+std::shared_ptr<worker_context> current; // guarded by current_mtx
+
+std::shared_ptr<worker_context> current_worker() {
+  std::lock_guard<std::mutex> guard{current_mtx};
+  return current;
+}
+
+worker_control_actor::behavior_type
+control_fn(worker_control_actor::pointer, std::shared_ptr<worker_context> ctx,
+           std::shared_ptr<std::atomic<uint64_t>> actor_count) {
+  return {
+    [ctx, actor_count](stats_atom) {
+      auto& copies = ctx->refs().copies();
+      worker_stats ws;
+      ws.id = ctx->id();
+      ws.pid = static_cast<int>(getpid());
+      ws.objects = copies.count();
+      ws.bytes = copies.bytes();
+      ws.actors = actor_count->load();
+      ws.refs = ctx->refs().refs();
+      return ws;
+    },
+  };
+}
+
+caf::behavior echo_fn(caf::event_based_actor*) {
+  return {
+    [](echo_atom, int32_t x) { return x; },
+  };
+}
+
+// Ends this process when the driver process is gone (see worker_pool).
+void watch_lifeline() {
+  std::thread{[] {
+    char c;
+    for (;;) {
+      auto n = read(worker_pool::lifeline_fd, &c, 1);
+      if (n == 0 || (n < 0 && errno != EINTR))
+        _exit(0);
+    }
+  }}.detach();
+}
+
+// The worker's refs: waits for registrations (its results end protections
+// the release barrier does not cover); kept copies come from the driver.
+std::shared_ptr<process_refs> make_refs(caf::actor_system& sys,
+                                        const worker_settings& ws,
+                                        const config& cfg) {
+  process_refs::settings rs;
+  rs.core.self = process_address{new_owner_id(), ws.host, 0};
+  rs.core.transit_timeout = cfg.transit_timeout;
+  rs.wait_for_registrations = true;
+  rs.fetch_timeout = cfg.fetch_timeout;
+  rs.role = "worker";
+  rs.id = ws.id;
+  auto refs = std::make_shared<process_refs>(sys, rs);
+  refs->start();
+  return refs;
+}
+
+void ask_driver_for_kept_copies(process_refs& refs, caf::actor driver,
+                                caf::timespan timeout) {
+  auto& sys = refs.system();
+  refs.set_kept_copies(
+    [&sys, driver, timeout](const object_id& id) {
+      return watched_request<value_msg>(sys, driver, timeout,
+                                        "reading the kept copy of "
+                                          + to_string(id),
+                                        kept_atom::value, id);
+    },
+    [&sys, driver, timeout](const std::vector<object_id>& ids) {
+      auto kept = watched_request<std::vector<object_id>>(
+        sys, driver, timeout, "asking for kept copies", kept_atom::value, ids);
+      return kept ? std::move(*kept) : std::vector<object_id>{};
+    });
+}
+
+int run_worker(const worker_settings& ws) {
+  watch_lifeline();
+  auto cfg = ws.to_config();
+  // The executor may block a thread for a whole task; the ref server must
+  // still answer other processes meanwhile, and a task that reads a ref
+  // blocks its thread while a helper actor waits for the answer.
+  cfg.scheduler_threads = std::max<size_t>(cfg.scheduler_threads, 3);
+  caf::actor_system_config caf_cfg;
+  configure_system(caf_cfg, cfg);
+  caf::actor_system sys{caf_cfg};
+  auto refs = make_refs(sys, ws, cfg);
+  auto echo = sys.spawn(echo_fn);
+  auto bail = [&](const std::string& why) {
+    std::cerr << "dref worker " << ws.id << ": " << why << std::endl;
+    refs->stop();
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+    return 3;
+  };
+  auto port = sys.middleman().publish(
+    caf::actor_cast<ref_server_actor>(refs->server()), 0, ws.host.c_str(),
+    true);
+  if (!port)
+    return bail("cannot listen: " + sys.render(port.error()));
+  refs->set_port(*port);
+  auto driver = sys.middleman().remote_actor<driver_actor>(ws.host,
+                                                           ws.driver_port);
+  if (!driver)
+    return bail("cannot reach the driver: " + sys.render(driver.error()));
+  if (ws.store_port != 0) {
+    // One connection to the node store per worker process (thread-safe).
+    auto node = node_client::connect(store_endpoint{ws.host, ws.store_port},
+                                     std::chrono::seconds{10});
+    if (!node)
+      return bail("cannot reach the node store: " + sys.render(node.error()));
+    refs->set_node(node_access::of(std::move(*node)));
+  }
+  ask_driver_for_kept_copies(*refs, caf::actor_cast<caf::actor>(*driver),
+                             cfg.fetch_timeout);
+  auto ctx = std::make_shared<worker_context>(refs, ws.id, cfg);
+  set_default_read_context(refs);
+  register_system_context(&sys, refs);
+  {
+    std::lock_guard<std::mutex> guard{current_mtx};
+    current = ctx;
+  }
+  actor_table actors;
+  auto control = sys.spawn(control_fn, ctx, actors.count);
+  auto exec = sys.spawn(executor_fn, ctx, *driver, actors);
+  worker_registration reg;
+  reg.version = cluster_protocol_version;
+  reg.id = ws.id;
+  reg.pid = static_cast<int32_t>(getpid());
+  reg.address = refs->self();
+  reg.refs = caf::actor_cast<ref_server_actor>(refs->server());
+  reg.executor = exec;
+  reg.control = control;
+  reg.echo = echo;
+  caf::scoped_actor self{sys};
+  bool ok = false;
+  std::string why;
+  self->request(*driver, std::chrono::seconds{30}, register_atom::value, reg)
+    .receive(
+      [&](const process_address& addr, const ref_server_actor& driver_refs) {
+        // The driver's ref server: no connection of our own needed.
+        refs->peers().add(addr.process,
+                          caf::actor_cast<caf::actor>(driver_refs));
+        ok = true;
+      },
+      [&](caf::error& err) { why = sys.render(err); });
+  auto forget = [&] {
+    set_default_read_context(nullptr);
+    unregister_system_context(&sys);
+    refs->stop();
+    std::lock_guard<std::mutex> guard{current_mtx};
+    current = nullptr;
+  };
+  auto end_actors = [&] {
+    caf::anon_send_exit(control, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  };
+  if (!ok) {
+    forget();
+    caf::anon_send_exit(exec, caf::exit_reason::user_shutdown);
+    end_actors();
+    std::cerr << "dref worker " << ws.id << ": registration refused: " << why
+              << std::endl;
+    return 3;
+  }
+  // Serve until the executor ends (driver stopped us, or the driver died).
+  self->monitor(exec);
+  self->receive([](caf::down_msg&) {});
+  forget();
+  end_actors();
+  return 0;
+}
+
+} // namespace
+
+// -- task code's API ----------------------------------------------------------
+
+caf::expected<ref_base> worker_put(const void* value, put_writer write) {
+  auto w = current_worker();
+  if (!w)
+    return make_error(actors_errc::invalid_argument,
+                      "dref::put works inside a task in a worker; use "
+                      "runtime::put in the driver");
+  // 1. The object's id first: a large value is written under it at once.
+  auto id = w->new_object_id();
+  // 2. Serialize, collecting the refs inside. With a node store, a value
+  //    above the inline limit goes straight into a segment named by `id`
+  //    (the sink of this put hides the sink of the task's own result);
+  //    without one, or when the store refuses, into a blob.
+  std::optional<node_result_sink> sink;
+  if (w->has_node())
+    sink.emplace(*w, id, w->inline_limit());
+  blob bytes;
+  std::vector<ref_base> refs;
+  caf::error err;
+  {
+    ref_collect_scope collect{refs};
+    result_sink_scope in_place{sink ? &*sink : nullptr};
+    err = write(value, bytes);
+  }
+  if (err) {
+    if (sink && sink->written())
+      w->free_in_node(id);
+    return err;
+  }
+  // 3. Owned here and ready (the node copy already sealed, or the blob).
+  if (sink && sink->written())
+    return w->put_sealed(id, sink->size(), std::move(refs));
+  return w->put(id, std::move(bytes), std::move(refs), !sink);
+}
+
+caf::expected<buffer> worker_get(const ref_base& x, caf::timespan timeout,
+                                 std::vector<object_id>& held) {
+  auto w = current_worker();
+  if (!w)
+    return make_error(actors_errc::invalid_argument,
+                      "dref::get works inside a task in a worker; use "
+                      "runtime::get in the driver");
+  return w->refs().read(x, timeout, held);
+}
+
+void worker_unhold(std::vector<object_id>& held) {
+  if (auto w = current_worker())
+    w->refs().unhold(held);
+}
+
+caf::actor_system* worker_system() {
+  auto w = current_worker();
+  return w ? &w->system() : nullptr;
+}
+
+} // namespace internal
+
+caf::expected<buffer_writer> make_buffer_writer(size_t size) {
+  if (auto w = internal::current_worker())
+    return internal::make_in_place_writer(*w, size);
+  return internal::make_heap_writer(size);
+}
+
+std::optional<int> run_worker_if_requested() {
+  auto text = std::getenv("DREF_WORKER");
+  if (text == nullptr)
+    return std::nullopt;
+  auto ws = internal::decode_worker_settings(text);
+  if (!ws) {
+    std::cerr << "dref worker: unreadable DREF_WORKER ("
+              << caf::to_string(ws.error().context()) << ")" << std::endl;
+    return 2;
+  }
+  // Tasks may start runtimes of their own: they must not become workers.
+  unsetenv("DREF_WORKER");
+  return internal::run_worker(*ws);
+}
+
+} // namespace dref
