@@ -300,6 +300,52 @@ caf::expected<blob> invoke_guarded(const std::string& what,
   }
 }
 
+// The name of the durable actor task `t` creates or calls, else empty;
+// `what` becomes the call's name for messages.
+std::string durable_target(const executor_state& st, const task_spec& t,
+                           std::string& what) {
+  what = t.name;
+  switch (static_cast<task_kind>(t.kind)) {
+    case task_kind::actor_create:
+      return t.durable;
+    case task_kind::actor_call: {
+      auto i = st.actors.find(t.actor);
+      if (i == st.actors.end())
+        return {};
+      auto& methods = i->second.cls->methods;
+      if (t.method < methods.size())
+        what += "::" + methods[t.method].name;
+      return i->second.durable;
+    }
+    default:
+      return {};
+  }
+}
+
+// Borrows the refs inside argument `arg` of `t` before the task runs.
+// Refs in durable state, step 1 (docs/architecture.md): for a task of a
+// durable actor a ref that cannot be held (its owner gone or unreachable
+// and no checkpoint keeps its value) fails the call like a state that
+// cannot be saved, with io_error naming the actor and the value. Nothing
+// ran: the instance and its state are as before the call.
+caf::error hold_arg(executor_state& st, const task_spec& t,
+                    const task_arg& arg, std::vector<object_id>& held) {
+  object_id failed;
+  auto err = st.refs->hold(arg.contained, held, &failed);
+  if (!err)
+    return err;
+  std::string what;
+  auto durable = durable_target(st, t, what);
+  if (durable.empty())
+    return err;
+  return make_error(persist_errc::io_error,
+                    "durable actor '" + durable + "': the value of "
+                      + to_string(failed) + " that the arguments of " + what
+                      + " refer to cannot be read to keep it, the call is "
+                        "not applied: "
+                      + to_string(err));
+}
+
 // Runs one task; returns its serialized result or its error. The refs
 // its arguments contain are held in `held` (the caller drops them after
 // the result is stored); the refs its result contains land in `out_refs`.
@@ -322,14 +368,14 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
   sources.reserve(t.args.size());
   for (auto& arg : t.args) {
     if (arg.kind == 0) {
-      if (auto err = st.refs->hold(arg.contained, held))
+      if (auto err = hold_arg(st, t, arg, held))
         return err;
       args.push_back(byte_view{arg.value.data(), arg.value.size()});
       continue;
     }
     // The refs inside the value (sent along by the owner): borrowed
     // before the task runs, like those of an inline value.
-    if (auto err = st.refs->hold(arg.contained, held))
+    if (auto err = hold_arg(st, t, arg, held))
       return err;
     caf::expected<buffer> value{caf::error{}};
     if (arg.kind == 2 && arg.ref.owner != st.refs->process()) {
