@@ -22,6 +22,7 @@
 
 #include "in_place_buffer.hpp"
 #include "messages.hpp"
+#include "result_outbox.hpp"
 #include "worker_context.hpp"
 #include "worker_pool.hpp"
 
@@ -196,8 +197,9 @@ struct executor_state {
   std::shared_ptr<worker_context> refs;
   std::shared_ptr<std::atomic<uint64_t>> actor_count;
   std::unordered_map<uint64_t, actor_instance> actors;
-  std::vector<task_result> pending; // results not yet sent
-  std::chrono::steady_clock::time_point first_pending;
+  /// Results not yet sent; shared with the outbox's timer thread, which
+  /// sends them while a later task of the batch runs.
+  std::unique_ptr<result_outbox> outbox;
   static inline const char* name = "dref.executor";
 };
 
@@ -558,14 +560,6 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
   return make_error(actors_errc::invalid_argument, "unknown task kind");
 }
 
-void send_results(executor_pointer self) {
-  auto& st = self->state;
-  if (st.pending.empty())
-    return;
-  self->send(st.owner, done_atom::value, st.self_id, std::move(st.pending));
-  st.pending = std::vector<task_result>{};
-}
-
 executor_actor::behavior_type executor_fn(executor_pointer self,
                                           worker_settings ws, owner_actor owner,
                                           std::shared_ptr<local_store> store,
@@ -579,14 +573,20 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
   st.store = std::move(store);
   st.refs = std::move(refs);
   st.actor_count = std::move(actor_count);
+  // Results leave at the end of their batch, or within max_delay while the
+  // executor is still busy (result_outbox): coalesced, never withheld.
+  constexpr auto max_delay = std::chrono::milliseconds{2};
+  st.outbox = std::make_unique<result_outbox>(
+    [owner, id = ws.id](std::vector<task_result>&& rs) {
+      caf::anon_send(owner, done_atom::value, id, std::move(rs));
+    },
+    max_delay);
   // The owner is gone: nobody will free or read our objects. End.
   self->monitor(owner);
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });
   return {
     [self](submit_atom, std::vector<task_spec>& batch,
            const std::vector<object_id>& frees) {
-      using clock = std::chrono::steady_clock;
-      constexpr auto max_delay = std::chrono::milliseconds{2};
       auto& st = self->state;
       for (auto& t : batch) {
         durable_state saved;
@@ -650,13 +650,9 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
         // are no longer needed.
         out_refs.clear();
         st.refs->unhold(held);
-        if (st.pending.empty())
-          st.first_pending = clock::now();
-        st.pending.push_back(std::move(r));
-        if (clock::now() - st.first_pending >= max_delay)
-          send_results(self);
+        st.outbox->push(std::move(r), &t != &batch.back());
       }
-      send_results(self);
+      st.outbox->flush();
       st.refs->free_stored(frees);
     },
   };
