@@ -22,6 +22,7 @@
 
 #include "in_place_buffer.hpp"
 #include "messages.hpp"
+#include "result_outbox.hpp"
 #include "worker_context.hpp"
 #include "worker_pool.hpp"
 
@@ -196,8 +197,9 @@ struct executor_state {
   std::shared_ptr<worker_context> refs;
   std::shared_ptr<std::atomic<uint64_t>> actor_count;
   std::unordered_map<uint64_t, actor_instance> actors;
-  std::vector<task_result> pending; // results not yet sent
-  std::chrono::steady_clock::time_point first_pending;
+  /// Results not yet sent; shared with the outbox's timer thread, which
+  /// sends them while a later task of the batch runs.
+  std::unique_ptr<result_outbox> outbox;
   static inline const char* name = "dref.executor";
 };
 
@@ -300,6 +302,52 @@ caf::expected<blob> invoke_guarded(const std::string& what,
   }
 }
 
+// The name of the durable actor task `t` creates or calls, else empty;
+// `what` becomes the call's name for messages.
+std::string durable_target(const executor_state& st, const task_spec& t,
+                           std::string& what) {
+  what = t.name;
+  switch (static_cast<task_kind>(t.kind)) {
+    case task_kind::actor_create:
+      return t.durable;
+    case task_kind::actor_call: {
+      auto i = st.actors.find(t.actor);
+      if (i == st.actors.end())
+        return {};
+      auto& methods = i->second.cls->methods;
+      if (t.method < methods.size())
+        what += "::" + methods[t.method].name;
+      return i->second.durable;
+    }
+    default:
+      return {};
+  }
+}
+
+// Borrows the refs inside argument `arg` of `t` before the task runs.
+// Refs in durable state, step 1 (docs/architecture.md): for a task of a
+// durable actor a ref that cannot be held (its owner gone or unreachable
+// and no checkpoint keeps its value) fails the call like a state that
+// cannot be saved, with io_error naming the actor and the value. Nothing
+// ran: the instance and its state are as before the call.
+caf::error hold_arg(executor_state& st, const task_spec& t,
+                    const task_arg& arg, std::vector<object_id>& held) {
+  object_id failed;
+  auto err = st.refs->hold(arg.contained, held, &failed);
+  if (!err)
+    return err;
+  std::string what;
+  auto durable = durable_target(st, t, what);
+  if (durable.empty())
+    return err;
+  return make_error(persist_errc::io_error,
+                    "durable actor '" + durable + "': the value of "
+                      + to_string(failed) + " that the arguments of " + what
+                      + " refer to cannot be read to keep it, the call is "
+                        "not applied: "
+                      + to_string(err));
+}
+
 // Runs one task; returns its serialized result or its error. The refs
 // its arguments contain are held in `held` (the caller drops them after
 // the result is stored); the refs its result contains land in `out_refs`.
@@ -322,14 +370,14 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
   sources.reserve(t.args.size());
   for (auto& arg : t.args) {
     if (arg.kind == 0) {
-      if (auto err = st.refs->hold(arg.contained, held))
+      if (auto err = hold_arg(st, t, arg, held))
         return err;
       args.push_back(byte_view{arg.value.data(), arg.value.size()});
       continue;
     }
     // The refs inside the value (sent along by the owner): borrowed
     // before the task runs, like those of an inline value.
-    if (auto err = st.refs->hold(arg.contained, held))
+    if (auto err = hold_arg(st, t, arg, held))
       return err;
     caf::expected<buffer> value{caf::error{}};
     if (arg.kind == 2 && arg.ref.owner != st.refs->process()) {
@@ -512,14 +560,6 @@ caf::expected<blob> run_task(executor_pointer self, const task_spec& t,
   return make_error(actors_errc::invalid_argument, "unknown task kind");
 }
 
-void send_results(executor_pointer self) {
-  auto& st = self->state;
-  if (st.pending.empty())
-    return;
-  self->send(st.owner, done_atom::value, st.self_id, std::move(st.pending));
-  st.pending = std::vector<task_result>{};
-}
-
 executor_actor::behavior_type executor_fn(executor_pointer self,
                                           worker_settings ws, owner_actor owner,
                                           std::shared_ptr<local_store> store,
@@ -533,14 +573,20 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
   st.store = std::move(store);
   st.refs = std::move(refs);
   st.actor_count = std::move(actor_count);
+  // Results leave at the end of their batch, or within max_delay while the
+  // executor is still busy (result_outbox): coalesced, never withheld.
+  constexpr auto max_delay = std::chrono::milliseconds{2};
+  st.outbox = std::make_unique<result_outbox>(
+    [owner, id = ws.id](std::vector<task_result>&& rs) {
+      caf::anon_send(owner, done_atom::value, id, std::move(rs));
+    },
+    max_delay);
   // The owner is gone: nobody will free or read our objects. End.
   self->monitor(owner);
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });
   return {
     [self](submit_atom, std::vector<task_spec>& batch,
            const std::vector<object_id>& frees) {
-      using clock = std::chrono::steady_clock;
-      constexpr auto max_delay = std::chrono::milliseconds{2};
       auto& st = self->state;
       for (auto& t : batch) {
         durable_state saved;
@@ -604,13 +650,9 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
         // are no longer needed.
         out_refs.clear();
         st.refs->unhold(held);
-        if (st.pending.empty())
-          st.first_pending = clock::now();
-        st.pending.push_back(std::move(r));
-        if (clock::now() - st.first_pending >= max_delay)
-          send_results(self);
+        st.outbox->push(std::move(r), &t != &batch.back());
       }
-      send_results(self);
+      st.outbox->flush();
       st.refs->free_stored(frees);
     },
   };

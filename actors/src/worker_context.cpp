@@ -1,5 +1,6 @@
 #include "worker_context.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <thread>
@@ -226,9 +227,15 @@ void worker_context::stop() {
 // -- task side ----------------------------------------------------------------
 
 caf::error worker_context::hold(const std::vector<ref_descriptor>& ds,
-                                std::vector<object_id>& held) {
+                                std::vector<object_id>& held,
+                                object_id* failed) {
   if (ds.empty())
     return caf::none;
+  auto fail = [failed](const object_id& id, caf::error err) {
+    if (failed != nullptr)
+      *failed = id;
+    return err;
+  };
   std::map<uint64_t, std::vector<object_id>> todo; // owner -> new borrows
   std::map<uint64_t, uint16_t> ports;
   {
@@ -238,7 +245,9 @@ caf::error worker_context::hold(const std::vector<ref_descriptor>& ds,
     for (auto& d : ds) {
       if (d.id.owner == process_) {
         if (!own_.add_local_ref(d.id)) {
-          err = make_error(refs_errc::unknown_object, to_string(d.id));
+          if (!err)
+            err = fail(d.id, make_error(refs_errc::unknown_object,
+                                        to_string(d.id)));
           continue;
         }
       } else {
@@ -271,8 +280,8 @@ caf::error worker_context::hold(const std::vector<ref_descriptor>& ds,
       continue;
     if (e == refs_errc::object_lost) // cannot connect: kept elsewhere?
       unreachable.insert(unreachable.end(), ids.begin(), ids.end());
-    else
-      err = std::move(e);
+    else if (!err)
+      err = fail(ids.front(), std::move(e));
   }
   if (!unreachable.empty() && !err) {
     // Values a durable checkpoint keeps stay readable without their owner
@@ -287,11 +296,19 @@ caf::error worker_context::hold(const std::vector<ref_descriptor>& ds,
                   kept_atom::value, unreachable)
                        : caf::expected<std::vector<object_id>>{
                          std::vector<object_id>{}};
-    if (!kept || kept->size() < unreachable.size())
-      err = make_error(refs_errc::object_lost,
-                       "cannot reach the owner of "
-                         + to_string(unreachable.front())
-                         + " and no durable checkpoint keeps it");
+    if (!kept || kept->size() < unreachable.size()) {
+      // The first one no checkpoint keeps (any, if the driver is silent).
+      auto lost = unreachable.front();
+      for (auto& id : unreachable)
+        if (kept && std::find(kept->begin(), kept->end(), id) == kept->end()) {
+          lost = id;
+          break;
+        }
+      err = fail(lost, make_error(refs_errc::object_lost,
+                                  "cannot reach the owner of "
+                                    + to_string(lost)
+                                    + " and no durable checkpoint keeps it"));
+    }
   }
   return err;
 }

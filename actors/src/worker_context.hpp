@@ -107,10 +107,13 @@ public:
 
   /// Borrowing, steps 1-2 at a receiver: counts one local ref for each of
   /// `ds` (appending its id to `held`) and registers new borrows with their
-  /// owners, waiting for the answers. Errors: `owner_died`,
-  /// `unknown_object` (the owner freed it), `timeout`.
+  /// owners, waiting for the answers. An owner proven dead is no error (a
+  /// get decides later). Errors: `unknown_object` (the owner freed it),
+  /// `object_lost` (the owner cannot be reached and no durable checkpoint
+  /// keeps the value), `timeout`; on error `*failed` (if given) names the
+  /// ref that could not be held.
   caf::error hold(const std::vector<ref_descriptor>& ds,
-                  std::vector<object_id>& held);
+                  std::vector<object_id>& held, object_id* failed = nullptr);
 
   /// Drops the local refs `hold` counted.
   void unhold(std::vector<object_id>& held);
