@@ -36,7 +36,9 @@ void then(Self* self, const ref<T>& x, OnValue on_value, OnError on_error,
         }
         on_value(value);
       },
-      [x, on_error](caf::error& err) mutable { on_error(err); });
+      [x, on_error](caf::error& err) mutable {
+        on_error(internal::owner_request_error(std::move(err), x.id()));
+      });
 }
 
 } // namespace dref
