@@ -23,6 +23,7 @@
 #include "caf/io/middleman.hpp"
 
 #include "caf_errors.hpp"
+#include "signal_cleanup.hpp"
 #include "watched_fan_out.hpp"
 #include "watched_request.hpp"
 
@@ -222,6 +223,8 @@ void runtime_impl::start() {
     std::lock_guard<std::mutex> guard{mtx_};
     status_ = std::move(err);
   };
+  // From here on, SIGINT or SIGTERM removes what this runtime made.
+  exit_cleanup_ = std::make_unique<exit_cleanup>();
   caf_cfg_ = std::make_unique<caf::actor_system_config>();
   configure_system(*caf_cfg_, cfg_);
   sys_ = std::make_unique<caf::actor_system>(*caf_cfg_);
@@ -235,9 +238,12 @@ void runtime_impl::start() {
   port_ = *port;
   register_system_context(sys_.get(), weak_from_this());
   run_file_ = write_run_file(port_);
-  if (auto err = open_node_store()) {
+  update_exit_files();
+  auto opened = open_node_store();
+  update_exit_files();
+  if (opened) {
     fail(make_error(actors_errc::runtime_down,
-                    "cannot open the node store: " + sys_->render(err)));
+                    "cannot open the node store: " + sys_->render(opened)));
     return;
   }
   auto deadline = deadline_of(cfg_.start_timeout);
@@ -338,6 +344,18 @@ caf::error runtime_impl::open_node_store() {
   return caf::none;
 }
 
+void runtime_impl::update_exit_files() {
+  exit_files f;
+  f.run_file = run_file_;
+  f.spill_dir = spill_dir_;
+  f.own_spill_dir = own_spill_dir_;
+  if (auto store = node()) {
+    f.shm_dir = store->config().shm_dir;
+    f.store_prefix = store->file_prefix();
+  }
+  exit_cleanup_->set(std::move(f));
+}
+
 std::shared_ptr<node_store> runtime_impl::node() const {
   std::lock_guard<std::mutex> guard{node_mtx_};
   return node_;
@@ -415,6 +433,8 @@ void runtime_impl::stop() {
   }
   if (!run_file_.empty())
     ::unlink(run_file_.c_str());
+  // Every file is gone: a signal from now on needs no cleanup here.
+  exit_cleanup_.reset();
 }
 
 caf::error runtime_impl::status() const {
