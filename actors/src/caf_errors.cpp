@@ -62,7 +62,7 @@ std::string caf_reason_text(const caf::error& err) {
     return "the actor asked exited ("
            + words(caf::to_string(static_cast<caf::exit_reason>(err.code())))
            + ")";
-  return words(caf::to_string(err));
+  return caf::to_string(err);
 }
 
 caf::error dref_error_of(caf::error err, const std::string& what,

@@ -144,7 +144,7 @@ caf::expected<memory_report> memory_of_driver(int32_t pid,
   if (!owner)
     return make_error(actors_errc::runtime_down,
                       "cannot reach driver " + std::to_string(pid) + ": "
-                        + sys.render(owner.error()));
+                        + internal::caf_reason_text(owner.error()));
   memory_report report;
   std::vector<uint16_t> ports;
   caf::error failure;

@@ -232,7 +232,8 @@ void runtime_impl::start() {
   auto port = sys_->middleman().publish(owner_, 0, "127.0.0.1", true);
   if (!port) {
     fail(make_error(actors_errc::runtime_down,
-                    "cannot listen on 127.0.0.1: " + sys_->render(port.error())));
+                    "cannot listen on 127.0.0.1: "
+                      + caf_reason_text(port.error())));
     return;
   }
   port_ = *port;
