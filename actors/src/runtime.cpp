@@ -22,6 +22,9 @@
 #include "caf/all.hpp"
 #include "caf/io/middleman.hpp"
 
+#include "caf_errors.hpp"
+#include "signal_cleanup.hpp"
+#include "watched_fan_out.hpp"
 #include "watched_request.hpp"
 
 #include "dref/actors/error.hpp"
@@ -86,6 +89,28 @@ clock_type::time_point deadline_of(caf::timespan timeout) {
     return clock_type::time_point::max();
   return clock_type::now()
          + std::chrono::duration_cast<clock_type::duration>(timeout);
+}
+
+// The store actors of `conns`, in order (for a fan-out).
+std::vector<caf::actor> store_handles(const std::vector<worker_conn>& conns) {
+  std::vector<caf::actor> result;
+  for (auto& c : conns)
+    result.push_back(caf::actor_cast<caf::actor>(c.store));
+  return result;
+}
+
+// Why worker `c` gave no `request` listing (it did not die): a timeout or
+// its error, in dref's categories.
+caf::error worker_error(const worker_conn& c, const char* request,
+                        caf::timespan timeout, const caf::error& err) {
+  auto who = "worker " + std::to_string(c.id) + " (pid "
+             + std::to_string(c.pid) + ")";
+  if (err == caf::sec::request_timeout)
+    return make_error(actors_errc::timeout,
+                      who + " did not answer the " + request
+                        + " request within " + ms_text(timeout));
+  return dref_error_of(err, who + " answering the " + request + " request",
+                       make_error(actors_errc::worker_died));
 }
 
 } // namespace
@@ -198,6 +223,8 @@ void runtime_impl::start() {
     std::lock_guard<std::mutex> guard{mtx_};
     status_ = std::move(err);
   };
+  // From here on, SIGINT or SIGTERM removes what this runtime made.
+  exit_cleanup_ = std::make_unique<exit_cleanup>();
   caf_cfg_ = std::make_unique<caf::actor_system_config>();
   configure_system(*caf_cfg_, cfg_);
   sys_ = std::make_unique<caf::actor_system>(*caf_cfg_);
@@ -205,15 +232,19 @@ void runtime_impl::start() {
   auto port = sys_->middleman().publish(owner_, 0, "127.0.0.1", true);
   if (!port) {
     fail(make_error(actors_errc::runtime_down,
-                    "cannot listen on 127.0.0.1: " + sys_->render(port.error())));
+                    "cannot listen on 127.0.0.1: "
+                      + caf_reason_text(port.error())));
     return;
   }
   port_ = *port;
   register_system_context(sys_.get(), weak_from_this());
   run_file_ = write_run_file(port_);
-  if (auto err = open_node_store()) {
+  update_exit_files();
+  auto opened = open_node_store();
+  update_exit_files();
+  if (opened) {
     fail(make_error(actors_errc::runtime_down,
-                    "cannot open the node store: " + sys_->render(err)));
+                    "cannot open the node store: " + sys_->render(opened)));
     return;
   }
   auto deadline = deadline_of(cfg_.start_timeout);
@@ -314,6 +345,18 @@ caf::error runtime_impl::open_node_store() {
   return caf::none;
 }
 
+void runtime_impl::update_exit_files() {
+  exit_files f;
+  f.run_file = run_file_;
+  f.spill_dir = spill_dir_;
+  f.own_spill_dir = own_spill_dir_;
+  if (auto store = node()) {
+    f.shm_dir = store->config().shm_dir;
+    f.store_prefix = store->file_prefix();
+  }
+  exit_cleanup_->set(std::move(f));
+}
+
 std::shared_ptr<node_store> runtime_impl::node() const {
   std::lock_guard<std::mutex> guard{node_mtx_};
   return node_;
@@ -391,6 +434,8 @@ void runtime_impl::stop() {
   }
   if (!run_file_.empty())
     ::unlink(run_file_.c_str());
+  // Every file is gone: a signal from now on needs no cleanup here.
+  exit_cleanup_.reset();
 }
 
 caf::error runtime_impl::status() const {
@@ -1441,7 +1486,14 @@ void runtime_impl::forward_get(const caf::actor& peer, uint64_t process,
     }
     reply(std::move(v));
   };
-  auto on_error = [reply](caf::error& err) mutable { reply(std::move(err)); };
+  // CAF's errors (the holder gone, a timeout) in dref's words: the reply
+  // goes on to a `dref::then` or a worker's task, and so to a user.
+  auto on_error = [reply, id, owner](caf::error& err) mutable {
+    reply(dref_error_of(std::move(err),
+                        (owner ? "getting " : "fetching ") + to_string(id),
+                        make_error(owner ? refs_errc::owner_died
+                                         : refs_errc::object_lost)));
+  };
   if (owner)
     self_->request(peer, cfg_.fetch_timeout, get_atom::value, id)
       .then(on_value, on_error);
@@ -1758,14 +1810,23 @@ caf::expected<runtime_stats> runtime_impl::stats(caf::timespan timeout) {
     result.node_bytes = ns.memory_bytes;
     result.node_on_disk = ns.on_disk;
   }
-  caf::scoped_actor self{*sys_};
-  caf::error failure;
-  for (auto& c : conns) {
-    self->request(c.store, timeout, stats_atom::value)
-      .receive([&](worker_stats& ws) { result.workers.push_back(ws); },
-               [&](caf::error& err) { failure = std::move(err); });
-    if (failure)
-      return failure;
+  // Every worker at once, each watched: a worker that died (and that the
+  // owner did not drop yet) is listed as dead instead of failing the call.
+  auto answers = watched_fan_out<worker_stats>(*sys_, store_handles(conns),
+                                               timeout, stats_atom::value);
+  for (size_t i = 0; i < conns.size(); ++i) {
+    auto& a = answers[i];
+    if (a.reply) {
+      result.workers.push_back(std::move(*a.reply));
+    } else if (a.down) {
+      worker_stats dead;
+      dead.id = conns[i].id;
+      dead.pid = conns[i].pid;
+      dead.alive = false;
+      result.workers.push_back(dead);
+    } else {
+      return worker_error(conns[i], "stats", timeout, a.error);
+    }
   }
   return result;
 }
@@ -1832,14 +1893,22 @@ caf::expected<memory_report> runtime_impl::memory(caf::timespan timeout) {
     for (auto& [id, c] : workers_)
       conns.push_back(c);
   }
-  caf::scoped_actor self{*sys_};
-  caf::error failure;
-  for (auto& c : conns) {
-    self->request(c.store, timeout, memory_atom::value)
-      .receive([&](process_memory& pm) { report.processes.push_back(pm); },
-               [&](caf::error& err) { failure = std::move(err); });
-    if (failure)
-      return failure;
+  auto answers = watched_fan_out<process_memory>(*sys_, store_handles(conns),
+                                                 timeout, memory_atom::value);
+  for (size_t i = 0; i < conns.size(); ++i) {
+    auto& a = answers[i];
+    if (a.reply) {
+      report.processes.push_back(std::move(*a.reply));
+    } else if (a.down) {
+      process_memory dead;
+      dead.role = "worker";
+      dead.pid = conns[i].pid;
+      dead.id = conns[i].id;
+      dead.alive = false;
+      report.processes.push_back(std::move(dead));
+    } else {
+      return worker_error(conns[i], "memory", timeout, a.error);
+    }
   }
   return report;
 }
@@ -1904,6 +1973,11 @@ void destroy_actor(runtime_impl& rt, uint64_t actor, const std::string& cls) {
 
 const ref_context* context_of(const runtime_impl& rt) {
   return &rt;
+}
+
+caf::error owner_request_error(caf::error err, const object_id& id) {
+  return dref_error_of(std::move(err), "getting " + to_string(id),
+                       make_error(actors_errc::runtime_down));
 }
 
 caf::actor owner_actor_of(const ref_base& x) {

@@ -31,6 +31,8 @@
 
 namespace dref::internal {
 
+class exit_cleanup;
+
 /// A connected worker as the owner knows it.
 struct worker_conn {
   worker_id id = 0;
@@ -254,6 +256,11 @@ private:
   std::string spill_dir_;         // made by this runtime if `own_spill_dir_`
   bool own_spill_dir_ = false;
   std::string node_prefix_;       // shm_dir + "/" + the store's file prefix
+  // Removes the files above and the run file if the process is ended by
+  // SIGINT or SIGTERM; held from `start` to the end of `stop`.
+  std::unique_ptr<exit_cleanup> exit_cleanup_;
+  // Tells `exit_cleanup_` the files this runtime has made so far (start).
+  void update_exit_files();
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
   // Serializes starting replacement workers with `stop`.

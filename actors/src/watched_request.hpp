@@ -17,6 +17,8 @@
 #include "caf/expected.hpp"
 #include "caf/sec.hpp"
 
+#include "caf_errors.hpp"
+
 #include "dref/actors/error.hpp"
 #include "dref/refs/error.hpp"
 
@@ -24,7 +26,8 @@ namespace dref::internal {
 
 /// Sends `xs...` to `peer` as a request and waits for a reply of type `R`
 /// for at most `timeout`. Errors: the peer's own, `actors_errc::timeout`,
-/// or `refs_errc::owner_died` (naming `what`) when the peer goes down first.
+/// or `refs_errc::owner_died` (naming `what`) when the peer goes down first
+/// (also for CAF's other errors: never one outside dref's categories).
 /// Blocks the calling thread; never call it from inside an actor's handler.
 template <class R, class... Ts>
 caf::expected<R> watched_request(caf::actor_system& sys, const caf::actor& peer,
@@ -52,8 +55,9 @@ caf::expected<R> watched_request(caf::actor_system& sys, const caf::actor& peer,
             [=](caf::error& err) {
               if (err == caf::sec::request_timeout)
                 finish(make_error(actors_errc::timeout, what));
-              else
-                finish(std::move(err));
+              else // CAF's own errors (receiver down, ...) in dref's words
+                finish(dref_error_of(std::move(err), what,
+                                     make_error(refs_errc::owner_died)));
             });
   });
   // The actor always answers: reply, error, down, or its request timeout.

@@ -51,12 +51,15 @@ struct process_memory {
   /// Worker id (0 for the driver).
   worker_id id = 0;
   std::vector<memory_entry> objects;
+  /// False for a worker that died (or could not be reached) before it
+  /// answered: `objects` is empty, its copies went with it.
+  bool alive = true;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, process_memory& x) {
   return f(caf::meta::type_name("dref.process_memory"), x.role, x.pid, x.id,
-           x.objects);
+           x.objects, x.alive);
 }
 
 /// A cluster's refs and values, per process: what `dref memory` prints.

@@ -64,6 +64,10 @@ durable_actor(runtime_impl& rt, const std::string& name,
 const ref_context* context_of(const runtime_impl& rt);
 /// The actor answering `get_atom` requests for refs owned by `x`'s owner.
 caf::actor owner_actor_of(const ref_base& x);
+/// An error of a request to the owner actor (`dref::then`) in dref's
+/// categories: CAF's timeout becomes `timeout`, its other errors (the owner
+/// actor gone) `runtime_down`; dref's own errors stay as they are.
+caf::error owner_request_error(caf::error err, const object_id& id);
 
 template <class T>
 struct is_ref : std::false_type {};
@@ -184,12 +188,16 @@ struct worker_stats {
   /// Refs the worker holds in its own tables: objects its tasks `put` plus
   /// objects it borrows.
   uint64_t refs = 0;
+  /// False for a worker that died before it answered (the owner had not
+  /// dropped it yet): its counts are zero, its tables went with it, and
+  /// the runtime drops it (and starts a replacement) once it notices.
+  bool alive = true;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
   return f(caf::meta::type_name("dref.worker_stats"), x.id, x.pid, x.objects,
-           x.bytes, x.actors, x.refs);
+           x.bytes, x.actors, x.refs, x.alive);
 }
 
 /// The whole cluster's bookkeeping at one moment (see `runtime::stats`).

@@ -15,7 +15,8 @@ namespace dref {
 
 /// Resolves `x` inside a CAF event-based actor without blocking: `on_value`
 /// runs in `self`'s context with the value once it is ready, `on_error` with
-/// the error if the task failed, the owner is gone, or `timeout` passed.
+/// the error if the task failed, the owner is gone, or `timeout` passed
+/// (`actors_errc::timeout`; every error is of dref's categories).
 /// Keeps `x` (and so the value) alive until one of the two has run.
 template <class T, class Self, class OnValue, class OnError>
 void then(Self* self, const ref<T>& x, OnValue on_value, OnError on_error,
@@ -36,7 +37,9 @@ void then(Self* self, const ref<T>& x, OnValue on_value, OnError on_error,
         }
         on_value(value);
       },
-      [x, on_error](caf::error& err) mutable { on_error(err); });
+      [x, on_error](caf::error& err) mutable {
+        on_error(internal::owner_request_error(std::move(err), x.id()));
+      });
 }
 
 } // namespace dref
