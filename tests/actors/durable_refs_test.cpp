@@ -10,9 +10,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dref/actors/task.hpp"
@@ -396,6 +398,58 @@ TEST_CASE("a durable call whose state refers to a value nobody has fails "
     REQUIRE(v);
     CHECK(rt.get(v->call(&ref_vault::total), 20s).value() == 4);
     CHECK(rt.get(v->call(&ref_vault::tick), 20s).value() == 2);
+  });
+}
+
+// Waits (at most 20 s) until the driver no longer lists the worker with
+// pid `pid`: it has seen that worker die.
+void wait_until_gone(runtime& rt, int32_t pid) {
+  for (int i = 0; i < 2000; ++i) {
+    auto ws = rt.workers();
+    if (std::none_of(ws.begin(), ws.end(),
+                     [pid](const worker_info& w) { return w.pid == pid; }))
+      return;
+    std::this_thread::sleep_for(10ms);
+  }
+  FAIL("the driver still lists worker " << pid);
+}
+
+TEST_CASE("a durable call keeping refs whose owner died before it fails "
+          "with io_error naming the actor, and the state stays as it was") {
+  // Regression (issue 17): the vault's worker never reached the refs'
+  // owner, which is dead (and seen dead by the driver) before the call, so
+  // borrowing the refs in the call's arguments fails before the call runs.
+  // That failed with object_lost naming neither the actor nor the call;
+  // the documented error is io_error naming the actor and the value, as
+  // for a state whose values cannot be read ("Refs in durable state").
+  state_dir dir;
+  test::with_cluster(durable_cluster(dir, 2), [](runtime& rt) {
+    auto v = rt.spawn<ref_vault>(durable("vault-dead-args"));
+    auto vault_pid = rt.get(v.call(&ref_vault::pid), 20s).value();
+    REQUIRE(rt.get(v.call(&ref_vault::keep,
+                          text_refs{rt.put(std::string{"safe"})}),
+                   20s));
+    auto made = texts_elsewhere(rt, vault_pid, "dead", 3);
+    made.nested = {};
+    REQUIRE_EQ(::kill(made.pid, SIGKILL), 0);
+    wait_until_gone(rt, made.pid);
+    auto res = rt.get(v.call(&ref_vault::keep, made.texts), 30s);
+    REQUIRE_FALSE(res);
+    auto msg = caf::to_string(res.error());
+    INFO(msg);
+    CHECK(test::is(res.error(), persist_errc::io_error));
+    CHECK(msg.find("vault-dead-args") != std::string::npos);
+    CHECK(std::any_of(made.texts.begin(), made.texts.end(),
+                      [&](const ref<std::string>& r) {
+                        return msg.find(to_string(r.id())) != std::string::npos;
+                      }));
+    made = owned_texts{};
+    // Not applied: the state is the one before the call.
+    auto total = rt.get(v.call(&ref_vault::total), 20s);
+    REQUIRE_MESSAGE(total, test::why(total));
+    CHECK(*total == 4);
+    CHECK(rt.get(v.call(&ref_vault::tick), 20s).value() == 1);
+    REQUIRE(rt.get(v.call(&ref_vault::drop), 20s));
   });
 }
 

@@ -2,6 +2,7 @@
 
 #include "caf/all.hpp"
 
+#include "core/caf_errors.hpp"
 #include "core/process_refs.hpp"
 
 #include "dref/actors/error.hpp"
@@ -13,15 +14,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-// A CAF error of a request, in dref's words.
-caf::error request_error(caf::error err, const std::string& what) {
-  if (err == caf::sec::request_timeout)
-    return make_error(actors_errc::timeout, what);
-  if (err.category() == caf::atom("system"))
-    return make_error(refs_errc::object_lost,
-                      what + ": " + caf::to_string(err));
-  return err;
-}
 
 void watch(ref_server_pointer self, const caf::actor& peer,
            uint64_t process) {
@@ -146,8 +138,12 @@ void forward(ref_server_pointer self, const caf::actor& peer, bool owner,
   };
   auto what = (owner ? "getting " : "fetching ") + to_string(id);
   auto on_value = [finish](value_msg& v) { finish(std::move(v)); };
-  auto on_error = [finish, what](caf::error& err) {
-    finish(request_error(std::move(err), what));
+  // CAF's errors (the holder gone, a timeout) in dref's words: the reply
+  // goes on to a `dref::then` or a worker's task, and so to a user.
+  auto on_error = [finish, what, owner](caf::error& err) {
+    finish(dref_error_of(std::move(err), what,
+                         make_error(owner ? refs_errc::owner_died
+                                          : refs_errc::object_lost)));
   };
   auto timeout = st.refs->config().fetch_timeout;
   if (owner)

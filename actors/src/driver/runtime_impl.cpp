@@ -13,6 +13,7 @@
 #include "caf/all.hpp"
 #include "caf/io/middleman.hpp"
 
+#include "core/caf_errors.hpp"
 #include "wire/worker_settings.hpp"
 
 #include "dref/actors/error.hpp"
@@ -106,6 +107,8 @@ driver_actor::behavior_type runtime_impl::driver_fn(driver_actor::pointer self,
 }
 
 void runtime_impl::start() {
+  // From here on, SIGINT or SIGTERM removes what this runtime made.
+  exit_cleanup_ = std::make_unique<exit_cleanup>();
   caf_cfg_ = std::make_unique<caf::actor_system_config>();
   configure_system(*caf_cfg_, cfg_);
   sys_ = std::make_unique<caf::actor_system>(*caf_cfg_);
@@ -140,16 +143,19 @@ void runtime_impl::start() {
   if (!port) {
     fail(make_error(actors_errc::runtime_down,
                     "cannot listen on 127.0.0.1: "
-                      + sys_->render(port.error())));
+                      + caf_reason_text(port.error())));
     return;
   }
   refs_->set_port(*refs_port);
   driver_port_ = *port;
   register_system_context(sys_.get(), refs_);
   run_file_ = write_run_file(driver_port_);
-  if (auto err = node_.open(cfg_, loopback)) {
+  update_exit_files();
+  auto opened = node_.open(cfg_, loopback);
+  update_exit_files();
+  if (opened) {
     fail(make_error(actors_errc::runtime_down,
-                    "cannot open the node store: " + sys_->render(err)));
+                    "cannot open the node store: " + sys_->render(opened)));
     return;
   }
   refs_->set_node(node_access::of(node_.store()));
@@ -258,6 +264,20 @@ void runtime_impl::stop() {
   node_.close();
   if (!run_file_.empty())
     ::unlink(run_file_.c_str());
+  // Every file is gone: a signal from now on needs no cleanup here.
+  exit_cleanup_.reset();
+}
+
+void runtime_impl::update_exit_files() {
+  exit_files f;
+  f.run_file = run_file_;
+  f.spill_dir = node_.spill_dir();
+  f.own_spill_dir = node_.owns_spill_dir();
+  if (auto store = node_.store()) {
+    f.shm_dir = store->config().shm_dir;
+    f.store_prefix = store->file_prefix();
+  }
+  exit_cleanup_->set(std::move(f));
 }
 
 caf::error runtime_impl::status() const {

@@ -16,6 +16,7 @@
 #include "core/process_refs.hpp"
 #include "durable/checkpointer.hpp"
 #include "node/node_host.hpp"
+#include "node/signal_cleanup.hpp"
 #include "node/worker_pool.hpp"
 #include "submit/dispatcher.hpp"
 #include "wire/interfaces.hpp"
@@ -174,6 +175,8 @@ private:
   caf::error runtime_down_error() const;
   void arm_checkpoint_timer(
     const std::optional<std::chrono::steady_clock::time_point>& due);
+  // Tells the signal cleanup which files this runtime made now.
+  void update_exit_files();
   // Kept copies for the ref layer's readers (worker gets ask the driver
   // actor, which calls these).
   std::vector<object_id> kept_ids(const std::vector<object_id>& ids);
@@ -190,6 +193,9 @@ private:
   uint16_t driver_port_ = 0;
   worker_pool pool_;
   std::string run_file_; // announces this driver to `dref memory`
+  // While it lives, SIGINT or SIGTERM removes this runtime's files
+  // (node/signal_cleanup.hpp); from start to the end of stop.
+  std::unique_ptr<exit_cleanup> exit_cleanup_;
   // Checkpoints of durable actors; the store opens on the first durable
   // spawn. Thread-safe on its own; lock order: refs_->mutex() before its
   // lock.

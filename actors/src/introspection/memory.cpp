@@ -17,6 +17,7 @@
 
 #include "dref/actors/config.hpp"
 #include "dref/actors/error.hpp"
+#include "core/caf_errors.hpp"
 #include "wire/interfaces.hpp"
 
 namespace dref {
@@ -60,6 +61,10 @@ std::string to_text(const memory_report& report) {
       out << "driver pid " << p.pid;
     else
       out << "worker " << p.id << " pid " << p.pid;
+    if (!p.alive) {
+      out << ": died before it answered (its copies went with it)\n";
+      continue;
+    }
     out << ": " << p.objects.size() << " objects, " << human_bytes(pb) << "\n";
     if (p.objects.empty())
       continue;
@@ -134,12 +139,12 @@ caf::expected<memory_report> memory_of_driver(int32_t pid,
   config defaults;
   internal::configure_system(cfg, defaults);
   caf::actor_system sys{cfg};
-  auto owner = sys.middleman().remote_actor<internal::owner_actor>("127.0.0.1",
+  auto owner = sys.middleman().remote_actor<internal::driver_actor>("127.0.0.1",
                                                                    port);
   if (!owner)
     return make_error(actors_errc::runtime_down,
                       "cannot reach driver " + std::to_string(pid) + ": "
-                        + sys.render(owner.error()));
+                        + internal::caf_reason_text(owner.error()));
   memory_report report;
   std::vector<uint16_t> ports;
   caf::error failure;
@@ -152,9 +157,11 @@ caf::expected<memory_report> memory_of_driver(int32_t pid,
       },
       [&](caf::error& err) { failure = std::move(err); });
   if (failure)
-    return failure;
+    return internal::dref_error_of(std::move(failure),
+                                   "asking driver " + std::to_string(pid),
+                                   make_error(actors_errc::runtime_down));
   for (auto p : ports) {
-    auto store = sys.middleman().remote_actor<internal::store_actor>(
+    auto store = sys.middleman().remote_actor<internal::ref_server_actor>(
       "127.0.0.1", p);
     if (!store)
       continue; // the worker died meanwhile

@@ -41,6 +41,14 @@ public:
   /// not open.
   std::string prefix() const;
 
+  /// The spill directory, and whether this host made it (and removes it).
+  std::string spill_dir() const {
+    return spill_dir_;
+  }
+  bool owns_spill_dir() const {
+    return own_spill_dir_;
+  }
+
   /// Stops the server and closes the store (its files go with it; a buffer
   /// still held keeps its mapping, not the file).
   void close();

@@ -38,7 +38,9 @@ namespace dref::internal {
 /// executor is going away, and so is its owner's interest in them).
 ///
 /// Cost: a batch of one task (the synchronous call path) never arms the
-/// timer; a longer batch arms it at most once per `max_delay`.
+/// timer; a longer batch arms it once per send (so at most once per
+/// `max_delay`, plus once per batch): a lock and a condition-variable
+/// notify.
 ///
 /// Who touches it: the executor's thread (`push`, `flush`) and the timer
 /// thread it owns; every member function locks `mtx_`, which guards every
