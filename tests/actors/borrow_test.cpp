@@ -230,7 +230,7 @@ TEST_CASE("a value a task puts in its worker is readable by the driver and "
     auto entries = seen(rt, (*refs)[3].id());
     bool owner_counts_driver = false;
     for (auto& e : entries)
-      if (e.role == "worker" && e.state == "owned" && e.borrowers == 1)
+      if (e.role == "worker" && e.state == "ready" && e.borrowers == 1)
         owner_counts_driver = true;
     CHECK(owner_counts_driver);
     auto st = rt.stats();
@@ -272,7 +272,7 @@ TEST_CASE("a borrower tree three levels deep keeps values alive until the "
     uint32_t borrowers = 0;
     for (int i = 0; i < 500; ++i) {
       for (auto& e : seen(rt, first))
-        if (e.state == "owned")
+        if (e.role == "worker" && e.state == "ready")
           borrowers = e.borrowers;
       if (borrowers == 1)
         break;

@@ -53,7 +53,7 @@ task_arg ref_arg(const object_id& id) {
 
 task_arg value_arg(blob bytes) {
   task_arg a;
-  a.kind = 0;
+  a.kind = arg_kind::value;
   a.type = "i";
   a.value = std::move(bytes);
   return a;

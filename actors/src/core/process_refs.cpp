@@ -710,6 +710,18 @@ size_t process_refs::refs() const {
          + core_.transit_holds() + core_.lingering_holds();
 }
 
+std::pair<uint64_t, uint64_t> process_refs::values() const {
+  uint64_t count = copies_->count();
+  uint64_t bytes = copies_->bytes();
+  std::lock_guard<std::mutex> guard{mtx_};
+  core_.owned().for_each([&](const object_id&, const object_entry& e) {
+    ++count;
+    if (e.value)
+      bytes += e.value->size();
+  });
+  return {count, bytes};
+}
+
 size_t process_refs::pending_registrations() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return core_.registrations_pending();

@@ -251,6 +251,10 @@ public:
   /// Owned plus borrowed objects plus transit and lingering holds.
   size_t refs() const;
 
+  /// Values held in this process: kept copies plus owned objects, and the
+  /// bytes of those in its memory (not the node store's).
+  std::pair<uint64_t, uint64_t> values() const;
+
   /// Registrations under way and messages waiting (for stats).
   size_t pending_registrations() const;
   size_t pending_releases() const;

@@ -64,7 +64,8 @@ void send_registration(ref_server_pointer self, const caf::actor& peer,
 
 // The peer `addr.process` is not connected: keep `f`'s message until it is.
 template <class F>
-void park(ref_server_pointer self, const process_address& addr, F f) {
+void park(ref_server_pointer self, process_address addr, F f) {
+  // (`addr` is a copy: `f` may move the message it belongs to.)
   auto& st = self->state;
   auto [i, added] = st.parked.try_emplace(addr.process);
   f(i->second);
@@ -278,28 +279,25 @@ void on_down(ref_server_pointer self, const caf::down_msg& dm) {
 
 } // namespace
 
+ref_server_state::~ref_server_state() {
+  // The actor ends (its state goes before its attached functors run, so
+  // this is the place): nobody will answer what is still waiting.
+  auto down = make_error(actors_errc::runtime_down, "the runtime stopped");
+  for (auto& [id, rps] : waiters)
+    for (auto& [rp, node_ok] : rps)
+      rp.deliver(down);
+  for (auto& [token, f] : forwarded)
+    f.rp.deliver(down);
+  for (auto& [p, parked_msgs] : parked)
+    for (auto& [id, rp] : parked_msgs.gets)
+      rp.deliver(down);
+}
+
 ref_server_actor::behavior_type ref_server_fn(ref_server_pointer self,
                                               std::shared_ptr<process_refs>
                                                 refs) {
   self->state.refs = std::move(refs);
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
-  self->attach_functor([self] {
-    // Nobody will answer what is still waiting: say so now.
-    auto& st = self->state;
-    auto down = make_error(actors_errc::runtime_down, "the runtime stopped");
-    for (auto& [id, rps] : st.waiters)
-      for (auto& [rp, node_ok] : rps)
-        rp.deliver(down);
-    for (auto& [token, f] : st.forwarded)
-      f.rp.deliver(down);
-    for (auto& [p, parked] : st.parked)
-      for (auto& [id, rp] : parked.gets)
-        rp.deliver(down);
-    st.waiters.clear();
-    st.forwarded.clear();
-    st.parked.clear();
-    st.refs.reset();
-  });
   return {
     [self](get_atom, const object_id& id) {
       // Another process on this node maps the node store itself; this

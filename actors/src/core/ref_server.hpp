@@ -34,6 +34,8 @@ class process_refs;
 /// fails or its peer goes down (`forwarded`), or with `runtime_down` when
 /// the actor ends.
 struct ref_server_state {
+  ~ref_server_state();
+
   std::shared_ptr<process_refs> refs;
   /// Gets of owned objects that are still pending, with `node_ok`.
   std::unordered_map<

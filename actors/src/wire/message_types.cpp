@@ -27,6 +27,7 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<task_result>("dref.task_result");
   cfg.add_message_type<std::vector<task_result>>("dref.task_results");
   cfg.add_message_type<worker_registration>("dref.worker_registration");
+  cfg.add_message_type<ref_server_actor>("dref.ref_server_actor");
   cfg.add_message_type<worker_stats>("dref.worker_stats");
   cfg.add_message_type<memory_entry>("dref.memory_entry");
   cfg.add_message_type<std::vector<memory_entry>>("dref.memory_entries");

@@ -79,7 +79,6 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
   // The driver is gone: nobody will free or read our objects. End.
   self->monitor(driver);
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });
-  self->attach_functor([self] { self->state.outbox->stop(); });
   return {
     [self](submit_atom, std::vector<task_spec>& batch,
            const std::vector<object_id>& frees) {

@@ -51,12 +51,12 @@ control_fn(worker_control_actor::pointer, std::shared_ptr<worker_context> ctx,
            std::shared_ptr<std::atomic<uint64_t>> actor_count) {
   return {
     [ctx, actor_count](stats_atom) {
-      auto& copies = ctx->refs().copies();
+      auto [objects, bytes] = ctx->refs().values();
       worker_stats ws;
       ws.id = ctx->id();
       ws.pid = static_cast<int>(getpid());
-      ws.objects = copies.count();
-      ws.bytes = copies.bytes();
+      ws.objects = objects;
+      ws.bytes = bytes;
       ws.actors = actor_count->load();
       ws.refs = ctx->refs().refs();
       return ws;

@@ -134,7 +134,7 @@ caf::error make_arg(X&& x, const ref_context* ctx, task_arg& out,
     if (x.context() != ctx)
       return make_error(actors_errc::invalid_argument,
                         "a ref owned by another runtime");
-    out.kind = 1;
+    out.kind = arg_kind::owned_ref;
     out.ref = x.id(); // `x` outlives the submission (a full-expression)
     return caf::none;
   } else if constexpr (std::is_same_v<D, P>) {
