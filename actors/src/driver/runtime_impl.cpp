@@ -118,6 +118,7 @@ void runtime_impl::start() {
   process_refs::settings rs;
   rs.core.self = process_address{owner_id_, loopback, 0};
   rs.core.transit_timeout = cfg_.transit_timeout;
+  rs.core.death_grace = cfg_.death_grace;
   rs.fetch_timeout = cfg_.fetch_timeout;
   rs.role = "driver";
   refs_ = std::make_shared<process_refs>(*sys_, rs);

@@ -35,6 +35,7 @@ worker_settings worker_settings::of(const config& cfg) {
   x.heartbeat_interval_ms = ms(cfg.heartbeat_interval);
   x.connection_timeout_ms = ms(cfg.connection_timeout);
   x.transit_timeout_ms = ms(cfg.transit_timeout);
+  x.death_grace_ms = ms(cfg.death_grace);
   return x;
 }
 
@@ -48,6 +49,7 @@ config worker_settings::to_config() const {
   cfg.heartbeat_interval = std::chrono::milliseconds{heartbeat_interval_ms};
   cfg.connection_timeout = std::chrono::milliseconds{connection_timeout_ms};
   cfg.transit_timeout = std::chrono::milliseconds{transit_timeout_ms};
+  cfg.death_grace = std::chrono::milliseconds{death_grace_ms};
   return cfg;
 }
 

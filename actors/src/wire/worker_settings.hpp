@@ -36,6 +36,7 @@ struct worker_settings {
   int64_t heartbeat_interval_ms = 0;
   int64_t connection_timeout_ms = 0;
   int64_t transit_timeout_ms = 0;
+  int64_t death_grace_ms = 0;
 
   /// The settings of a worker of a runtime with `cfg`.
   static worker_settings of(const config& cfg);
@@ -50,7 +51,7 @@ typename Inspector::result_type inspect(Inspector& f, worker_settings& x) {
            x.driver_port, x.store_port, x.id, x.inline_limit,
            x.scheduler_threads, x.scheduler_policy, x.middleman_workers,
            x.fetch_timeout_ms, x.heartbeat_interval_ms,
-           x.connection_timeout_ms, x.transit_timeout_ms);
+           x.connection_timeout_ms, x.transit_timeout_ms, x.death_grace_ms);
 }
 
 /// `x` as text for the environment (hex of its binary form).

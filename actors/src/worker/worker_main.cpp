@@ -90,6 +90,7 @@ std::shared_ptr<process_refs> make_refs(caf::actor_system& sys,
   process_refs::settings rs;
   rs.core.self = process_address{new_owner_id(), ws.host, 0};
   rs.core.transit_timeout = cfg.transit_timeout;
+  rs.core.death_grace = cfg.death_grace;
   rs.wait_for_registrations = true;
   rs.fetch_timeout = cfg.fetch_timeout;
   rs.role = "worker";

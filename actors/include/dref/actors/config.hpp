@@ -47,6 +47,12 @@ struct config {
   /// How long a sender keeps a ref it sent in a plain CAF message alive for
   /// a receiver that never registers (the message was lost).
   caf::timespan transit_timeout = std::chrono::seconds(60);
+  /// How long the protections a process that died held (its borrows, the
+  /// arguments of its tasks) outlive it, so that refs it sent just before
+  /// dying can still be registered by their receivers (docs/architecture.md,
+  /// "Borrowing", step 5). A ref in a message from a process that died must
+  /// reach its receiver within this time.
+  caf::timespan death_grace = std::chrono::seconds(2);
   /// Directory of the checkpoint store of durable actors (RocksDB); empty
   /// means `<run directory>/state` (see docs/operations.md).
   std::string state_dir;
