@@ -36,6 +36,8 @@ demo: build
 # processes on two cores) one at a time. Then all again under ASan+UBSan.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
+	@echo "deterministic protocol tests (orders explored):"
+	$(BUILD)/bin/refs_test --source-file='*ref_protocol_test.cpp' --no-version
 	cd $(BUILD) && ctest --output-on-failure -L distributed -j 1
 	cd $(BUILD) && ctest --output-on-failure -L chaos -j 1
 	$(MAKE) test-asan
