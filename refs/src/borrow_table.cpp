@@ -66,6 +66,8 @@ void borrow_table::registration_failed(const object_id& id, uint64_t token,
   if (i != entries_.end() && i->second.registering == token) {
     i->second.registering = 0;
     i->second.refused = refused;
+    if (!refused)
+      i->second.maybe_counted = true;
   }
 }
 

@@ -34,7 +34,8 @@ void ref_core::drop(const object_id& id) {
     return;
   }
   auto gone = borrowed_.remove_local_ref(id);
-  if (!gone || (!gone->registered && gone->registering == 0))
+  if (!gone
+      || (!gone->registered && gone->registering == 0 && !gone->maybe_counted))
     return; // still held, or the owner never counted this process
   if (dead_.count(id.owner) > 0)
     return;

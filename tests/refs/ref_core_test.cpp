@@ -310,3 +310,32 @@ TEST_CASE("protections a dead process held linger, then end") {
   CHECK(c.owned().find(x) == nullptr);
   CHECK(c.empty());
 }
+
+TEST_CASE("a borrow whose registration got no answer is still released when "
+          "it goes, since the owner may count it") {
+  ref_core c{settings_of(1)};
+  auto token = c.adopt(arriving(2, 1));
+  ref_outbox out;
+  c.take(out);
+  c.on_borrow_failed(token); // timed out: the owner may have counted us
+  c.remove_local_ref(object_id{2, 1});
+  ref_outbox after;
+  c.take(after);
+  REQUIRE_EQ(after.releases.size(), 1u);
+  CHECK_EQ(after.releases[0].ids, std::vector<object_id>{object_id{2, 1}});
+  CHECK(c.empty());
+}
+
+TEST_CASE("a borrow the owner refused is not released") {
+  ref_core c{settings_of(1)};
+  auto token = c.adopt(arriving(2, 1));
+  ref_outbox out;
+  c.take(out);
+  c.on_borrow_answer(token, {object_id{2, 1}});
+  CHECK(c.borrowed().find(object_id{2, 1})->refused);
+  c.remove_local_ref(object_id{2, 1});
+  ref_outbox after;
+  c.take(after);
+  CHECK(after.releases.empty());
+  CHECK(c.empty());
+}

@@ -8,7 +8,7 @@
 #include "core/read_errors.hpp"
 #include "core/ref_server.hpp"
 #include "core/watched_request.hpp"
-#include "introspection/call_site.hpp"
+#include "core/call_site.hpp"
 
 #include "dref/actors/atoms.hpp"
 #include "dref/actors/error.hpp"

@@ -327,12 +327,14 @@ ref_server_actor::behavior_type ref_server_fn(ref_server_pointer self,
       auto& refs = *self->state.refs;
       auto sender = caf::actor_cast<caf::actor>(self->current_sender());
       std::vector<object_id> unknown;
+      bool dead = false;
       {
         std::lock_guard<std::mutex> guard{refs.mutex()};
         unknown = refs.core().on_borrow(ids, gens, b);
+        dead = refs.core().is_dead(b.process);
       }
       // Its death ends its borrows (they linger first).
-      if (sender && !refs.core().is_dead(b.process))
+      if (sender && !dead)
         watch(self, sender, b.process);
       return unknown;
     },

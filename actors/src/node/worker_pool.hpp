@@ -7,6 +7,8 @@
 
 #include "caf/expected.hpp"
 
+#include "wire/worker_settings.hpp"
+
 namespace dref::internal {
 
 /// Starts worker processes and reaps them.
@@ -24,7 +26,7 @@ public:
   ~worker_pool();
 
   /// The descriptor number at which a worker finds its lifeline.
-  static constexpr int lifeline_fd = 3;
+  static constexpr int lifeline_fd = internal::lifeline_fd;
 
   /// Starts one worker whose `DREF_WORKER` is `spec`; returns its pid.
   caf::expected<int> launch(const std::string& spec);

@@ -54,6 +54,11 @@ typename Inspector::result_type inspect(Inspector& f, worker_settings& x) {
            x.connection_timeout_ms, x.transit_timeout_ms, x.death_grace_ms);
 }
 
+/// The descriptor on which a worker inherits the read end of its lifeline
+/// pipe: when the process that started it dies, however it dies, the pipe
+/// reports end-of-file and the worker exits (see `worker_pool`).
+constexpr int lifeline_fd = 3;
+
 /// `x` as text for the environment (hex of its binary form).
 std::string encode(const worker_settings& x);
 

@@ -20,7 +20,6 @@
 
 #include "core/process_refs.hpp"
 #include "core/watched_request.hpp"
-#include "node/worker_pool.hpp"
 #include "wire/interfaces.hpp"
 #include "wire/worker_settings.hpp"
 #include "worker/executor.hpp"
@@ -75,7 +74,7 @@ void watch_lifeline() {
   std::thread{[] {
     char c;
     for (;;) {
-      auto n = read(worker_pool::lifeline_fd, &c, 1);
+      auto n = read(lifeline_fd, &c, 1);
       if (n == 0 || (n < 0 && errno != EINTR))
         _exit(0);
     }

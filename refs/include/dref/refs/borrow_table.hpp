@@ -32,6 +32,9 @@ struct borrow_entry {
   /// The owner answered that it does not know the object (freed, or never
   /// made): a read of it fails with `unknown_object`.
   bool refused = false;
+  /// A registration got no answer (timed out, connection lost): the owner
+  /// may count this process all the same, so the last drop still releases.
+  bool maybe_counted = false;
 };
 
 /// What a borrower knows about one owner process.

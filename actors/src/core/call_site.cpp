@@ -1,4 +1,4 @@
-#include "introspection/call_site.hpp"
+#include "core/call_site.hpp"
 
 #include <cstdio>
 #include <cstdlib>
