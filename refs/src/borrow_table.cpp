@@ -61,13 +61,12 @@ void borrow_table::registered(const object_id& id, uint64_t token) {
 }
 
 void borrow_table::registration_failed(const object_id& id, uint64_t token,
-                                       bool refused) {
+                                       bool refused, bool maybe_counted) {
   auto i = entries_.find(id);
   if (i != entries_.end() && i->second.registering == token) {
     i->second.registering = 0;
     i->second.refused = refused;
-    if (!refused)
-      i->second.maybe_counted = true;
+    i->second.maybe_counted = i->second.maybe_counted || maybe_counted;
   }
 }
 

@@ -291,12 +291,12 @@ void ref_core::on_borrow_answer(uint64_t token,
   close_registration(token);
 }
 
-void ref_core::on_borrow_failed(uint64_t token) {
+void ref_core::on_borrow_failed(uint64_t token, bool maybe_counted) {
   auto i = tokens_.find(token);
   if (i == tokens_.end())
     return;
   for (auto& id : i->second.ids)
-    borrowed_.registration_failed(id, token);
+    borrowed_.registration_failed(id, token, false, maybe_counted);
   close_registration(token);
 }
 
@@ -328,7 +328,7 @@ void ref_core::on_process_down(uint64_t process, const caf::error& why,
     if (r.owner == process)
       moot.push_back(token);
   for (auto token : moot)
-    on_borrow_failed(token);
+    on_borrow_failed(token, false); // the owner is gone
   // Nothing more goes to it.
   auto to_dead = [process](auto& q) {
     q.erase(std::remove_if(q.begin(), q.end(),
@@ -391,7 +391,7 @@ void ref_core::take(ref_outbox& out) {
   }
   open_.clear();
   for (auto token : unreachable)
-    on_borrow_failed(token);
+    on_borrow_failed(token, false); // never sent: nobody counts us
   // Protection-ending messages: the prefix the barrier lets go, grouped
   // per destination.
   std::map<uint64_t, size_t> rel_index;

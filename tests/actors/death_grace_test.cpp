@@ -250,8 +250,13 @@ receiver open_receiver(runtime& rt, int32_t o_pid) {
   auto port = rt.get(r.host.call(&dg_receiver::open));
   REQUIRE_MESSAGE(port, test::why(port));
   r.port = *port;
+  // A process that just started may miss the handshake's deadline on a
+  // loaded machine (connection_timeout): try again, bounded.
   auto q = rt.system().middleman().remote_actor(
     "127.0.0.1", static_cast<uint16_t>(r.port));
+  for (int attempt = 1; !q && attempt < 5; ++attempt)
+    q = rt.system().middleman().remote_actor(
+      "127.0.0.1", static_cast<uint16_t>(r.port));
   REQUIRE_MESSAGE(q, test::why(q));
   r.q = std::move(*q);
   return r;

@@ -217,7 +217,7 @@ void on_peer(ref_server_pointer self, uint64_t process, caf::actor h) {
     {
       std::lock_guard<std::mutex> guard{refs.mutex()};
       for (auto& r : p.registrations)
-        refs.core().on_borrow_failed(r.token);
+        refs.core().on_borrow_failed(r.token, false); // never sent
     }
     for (auto& [id, rp] : p.gets)
       rp.deliver(make_error(refs_errc::object_lost,

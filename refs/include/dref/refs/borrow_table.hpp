@@ -81,9 +81,10 @@ public:
 
   /// Registration `token` of `id` did not happen: neither registered nor
   /// under way; `refused`: the owner said it does not know the object
-  /// (else no answer came).
+  /// (else no answer came); `maybe_counted`: the request may have reached
+  /// the owner all the same (it timed out).
   void registration_failed(const object_id& id, uint64_t token,
-                           bool refused = false);
+                           bool refused = false, bool maybe_counted = false);
 
   /// The owner with incarnation `owner` is gone: its objects fail with
   /// `why`, registrations to it end. Returns the ids borrowed from it.

@@ -257,8 +257,9 @@ public:
 
   /// Registration `token` failed: its request timed out or the owner is
   /// unreachable (only `on_process_down` proves an owner dead). Those
-  /// borrows stay unregistered.
-  void on_borrow_failed(uint64_t token);
+  /// borrows stay unregistered; with `maybe_counted` (the request may have
+  /// reached the owner) they are still released when they go.
+  void on_borrow_failed(uint64_t token, bool maybe_counted = true);
 
   // -- deaths and time ---------------------------------------------------------
 
