@@ -42,6 +42,7 @@ void ref_core::drop(const object_id& id) {
   // Step 4: behind the barrier, so it cannot overtake a registration that
   // a protection it ends still covers (its own included).
   releases_.push_back(queued_release{barrier(), id.owner, id, gone->gen});
+  dirty_ = true;
 }
 
 void ref_core::drain() {
@@ -57,6 +58,8 @@ void ref_core::drain() {
 }
 
 void ref_core::on_free(const object_id& id, object_entry&& e) {
+  if (!e.locations.empty())
+    dirty_ = true;
   for (auto w : e.locations) {
     if (w == node_location)
       node_frees_.push_back(id); // bytes only: the refs inside are counted
@@ -99,6 +102,7 @@ uint64_t ref_core::open_registration(uint64_t owner) {
   auto [i, added] = open_.try_emplace(owner, 0);
   if (added) {
     i->second = next_token_++;
+    dirty_ = true;
     tokens_[i->second].owner = owner;
   }
   return i->second;
@@ -115,6 +119,7 @@ uint64_t ref_core::adopt(const ref_descriptor& d) {
       learn(d.holder);
       hold_releases_.push_back(
         queued_hold_release{barrier(), d.holder, d.hold});
+      dirty_ = true;
     }
   }
   return token;
@@ -428,6 +433,7 @@ void ref_core::take(ref_outbox& out) {
 }
 
 void ref_core::free_copy(worker_id w, const object_id& id, bool in_node) {
+  dirty_ = true;
   if (w != node_location)
     frees_.push_back(queued_free{barrier(), w, id});
   if (in_node)

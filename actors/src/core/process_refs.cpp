@@ -103,16 +103,19 @@ void process_refs::add_local_ref(const object_id& id) noexcept {
 
 void process_refs::remove_local_ref(const object_id& id) noexcept {
   std::vector<object_id> node_frees;
-  bool send = false;
+  int send = -1; // -1: nothing to send, 0: soon, 1: at once
   {
     std::lock_guard<std::mutex> guard{mtx_};
     core_.remove_local_ref(id);
+    if (!core_.take_dirty())
+      return; // the common case: nothing was freed or released
     core_.take_node_frees(node_frees);
-    send = core_.has_sendable();
+    if (core_.has_sendable())
+      send = urgent_locked() ? 1 : 0;
   }
   free_in_node(node_frees);
-  if (send)
-    schedule_send();
+  if (send >= 0)
+    request_send(send == 1);
 }
 
 void process_refs::describe(const object_id& id, ref_descriptor& out) const {
@@ -121,14 +124,13 @@ void process_refs::describe(const object_id& id, ref_descriptor& out) const {
 }
 
 void process_refs::adopt(const ref_descriptor& d) noexcept {
-  bool send = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     core_.adopt(d);
-    send = core_.has_sendable();
+    if (!core_.take_dirty() || !core_.has_sendable())
+      return; // an owned ref, or a borrow already registered
   }
-  if (send)
-    schedule_send(true);
+  request_send(true); // a registration (or a transit hold's release)
 }
 
 void process_refs::hold_for_transit(const ref_base& x, ref_descriptor& out) {
@@ -151,14 +153,25 @@ void process_refs::ready(std::vector<object_id> ids) {
     caf::anon_send(server_, ready_atom::value, std::move(ids));
 }
 
+bool process_refs::urgent_locked() const {
+  return core_.has_open_registrations()
+         || core_.releases_pending() >= max_queued;
+}
+
 void process_refs::schedule_send(bool now) {
   if (stopped_ || !server_)
     return;
   if (!now) {
     std::lock_guard<std::mutex> guard{mtx_};
-    now = core_.has_open_registrations()
-          || core_.releases_pending() >= max_queued;
+    core_.take_dirty();
+    now = urgent_locked();
   }
+  request_send(now);
+}
+
+void process_refs::request_send(bool now) {
+  if (stopped_ || !server_)
+    return;
   if (now) {
     if (!send_pending_.exchange(true))
       caf::anon_send(server_, flush_atom::value);
@@ -176,15 +189,17 @@ void process_refs::take(ref_outbox& out) {
 
 void process_refs::settle() {
   std::vector<object_id> node_frees;
-  bool send = false;
+  int send = -1;
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    core_.take_dirty();
     core_.take_node_frees(node_frees);
-    send = core_.has_sendable();
+    if (core_.has_sendable())
+      send = urgent_locked() ? 1 : 0;
   }
   free_in_node(node_frees);
-  if (send)
-    schedule_send();
+  if (send >= 0)
+    request_send(send == 1);
 }
 
 void process_refs::arm_timer() {
@@ -221,6 +236,10 @@ void process_refs::free_in_node(std::vector<object_id>& ids) {
 std::vector<ref_descriptor>
 process_refs::keep_copy(const object_id& id, stored_object obj,
                         std::vector<ref_base>&& refs) {
+  if (refs.empty()) { // the common case: no ref inside, no lock
+    copies_->put(id, std::move(obj));
+    return {};
+  }
   std::vector<object_id> inner;
   inner.reserve(refs.size());
   for (auto& r : refs)
@@ -233,20 +252,16 @@ process_refs::keep_copy(const object_id& id, stored_object obj,
 }
 
 void process_refs::drop_copies(const std::vector<object_id>& ids) {
+  if (ids.empty())
+    return;
   for (auto& id : ids)
     copies_->erase(id);
-  std::vector<object_id> node_frees;
-  bool send = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     for (auto& id : ids)
       core_.drop_copy(id);
-    core_.take_node_frees(node_frees);
-    send = core_.has_sendable();
   }
-  free_in_node(node_frees);
-  if (send)
-    schedule_send();
+  settle();
 }
 
 std::optional<caf::expected<buffer>>

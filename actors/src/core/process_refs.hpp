@@ -266,6 +266,10 @@ public:
   }
 
 private:
+  // @pre mtx_ held. True if queued messages should leave at once.
+  bool urgent_locked() const;
+  // Asks the ref server to send (at once, or within `send_delay`).
+  void request_send(bool now);
   caf::expected<buffer> read_borrowed(const object_id& id,
                                       caf::timespan timeout,
                                       std::vector<object_id>& held);

@@ -320,6 +320,15 @@ public:
   /// True if `take` would hand out anything.
   bool has_sendable() const;
 
+  /// True if something was queued since the last call (then the caller
+  /// looks at `has_sendable` and the node frees): the cheap check of the
+  /// hot paths (copying and dropping refs queue nothing most of the time).
+  bool take_dirty() noexcept {
+    bool result = dirty_;
+    dirty_ = false;
+    return result;
+  }
+
   /// True if anything waits (sendable or behind the barrier).
   bool has_queued() const noexcept {
     return !open_.empty() || !releases_.empty() || !hold_releases_.empty()
@@ -436,6 +445,8 @@ private:
   // Refs to drop once the current update is done (see `drain`).
   std::vector<object_id> to_drop_;
   bool draining_ = false;
+  // Something was queued since the last `take_dirty`.
+  bool dirty_ = false;
   // Processes reported down.
   std::unordered_set<uint64_t> dead_;
   // Where borrowers listen (owners' addresses are in the borrow table).
