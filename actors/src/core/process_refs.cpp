@@ -7,6 +7,7 @@
 
 #include "core/read_errors.hpp"
 #include "core/ref_server.hpp"
+#include "core/blocking.hpp"
 #include "core/watched_request.hpp"
 #include "core/call_site.hpp"
 
@@ -251,6 +252,22 @@ process_refs::keep_copy(const object_id& id, stored_object obj,
   return core_.copy_contained(id);
 }
 
+void process_refs::process_gone(uint64_t process, caf::error why) {
+  if (process == 0 || process == self().process)
+    return;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    core_.on_process_down(process, std::move(why),
+                          std::chrono::steady_clock::now());
+  }
+  std::vector<object_id> orphans;
+  copies_->for_each([&](const object_id& id, const stored_object&) {
+    if (id.owner == process)
+      orphans.push_back(id);
+  });
+  drop_copies(orphans); // settles too
+}
+
 void process_refs::drop_copies(const std::vector<object_id>& ids) {
   if (ids.empty())
     return;
@@ -328,6 +345,7 @@ void process_refs::wait_registered(const std::vector<uint64_t>& tokens) {
   if (tokens.empty())
     return;
   auto deadline = deadline_of(cfg_.fetch_timeout + std::chrono::seconds{1});
+  blocking_scope waiting; // a task thread hands its slot on meanwhile
   std::unique_lock<std::mutex> lk{mtx_};
   cv_.wait_until(lk, deadline, [&] {
     return stopped_

@@ -131,6 +131,11 @@ public:
   std::condition_variable& changed() noexcept {
     return cv_;
   }
+  /// The process `process` died: objects it owned fail with `why` here,
+  /// and the copies this process keeps for it are dropped (nobody will
+  /// free them). Not under `mutex()`.
+  void process_gone(uint64_t process, caf::error why);
+
   /// Owned objects `ids` left pending: wakes blocked readers and answers
   /// the ref server's waiting gets. Not under `mutex()`.
   void ready(std::vector<object_id> ids);
@@ -201,6 +206,13 @@ public:
   /// checkpoint's copy when the owner or holder is gone. Errors: the
   /// object's own, `owner_died`, `object_lost`, `unknown_object`,
   /// `actors_errc::timeout`.
+  /// Waits until at least `n` of `xs` are ready (their value or error is
+  /// known) or `timeout` passed; which are. A ref this process does not own
+  /// (borrowed, or of another runtime) counts as ready: reading it asks its
+  /// owner. Not under `mutex()`; a wait of a task thread hands its slot on.
+  std::vector<bool> wait_ready(const std::vector<const ref_base*>& xs,
+                               size_t n, caf::timespan timeout);
+
   caf::expected<buffer> read(const ref_base& x, caf::timespan timeout,
                              std::vector<object_id>& held);
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "core/read_errors.hpp"
+#include "core/blocking.hpp"
 #include "core/watched_request.hpp"
 
 #include "dref/actors/atoms.hpp"
@@ -91,6 +92,7 @@ caf::expected<buffer> process_refs::read_own(const object_id& id,
       }
       if (stopped_)
         return make_error(actors_errc::runtime_down, "the runtime stopped");
+      blocking_scope waiting; // a task thread hands its slot on meanwhile
       if (deadline == clock_type::time_point::max())
         cv_.wait(lk);
       else if (cv_.wait_until(lk, deadline) == std::cv_status::timeout) {
@@ -138,10 +140,10 @@ process_refs::read_borrowed(const object_id& id, caf::timespan timeout,
   }
   auto limit = timeout == no_timeout ? cfg_.fetch_timeout : timeout;
   auto peer = peers_.connect(owner);
-  if (!peer)
-    return make_error(refs_errc::object_lost,
-                      "cannot reach the owner of " + to_string(id) + " at "
-                        + to_string(owner));
+  if (!peer) // no process listens there any more: it is gone
+    return make_error(refs_errc::owner_died,
+                      "the owner of " + to_string(id) + " at "
+                        + to_string(owner) + " cannot be reached: it died");
   auto reply = watched_request<value_msg>(sys_, peer, limit,
                                           "getting " + to_string(id),
                                           get_atom::value, id);
@@ -158,9 +160,14 @@ process_refs::fetch_from(const process_address& from, bool owner,
   auto peer = peers_.connect(from);
   caf::expected<buffer> res{caf::error{}};
   if (!peer) {
-    res = make_error(refs_errc::object_lost,
-                     "cannot reach the process holding " + to_string(id)
-                       + " at " + to_string(from));
+    // No process listens there any more: the owner (or holder) is gone.
+    res = owner ? make_error(refs_errc::owner_died,
+                             "the owner of " + to_string(id) + " at "
+                               + to_string(from)
+                               + " cannot be reached: it died")
+                : make_error(refs_errc::object_lost,
+                             "cannot reach the process holding "
+                               + to_string(id) + " at " + to_string(from));
   } else {
     auto what = "fetching " + to_string(id);
     auto reply = owner ? watched_request<value_msg>(sys_, peer,
@@ -240,6 +247,36 @@ caf::error process_refs::with_bytes(const object_id& id, value_msg& v) {
   v.bytes.assign(b->data(), b->data() + b->size());
   v.in_node_store = false;
   return caf::none;
+}
+
+std::vector<bool>
+process_refs::wait_ready(const std::vector<const ref_base*>& xs, size_t n,
+                         caf::timespan timeout) {
+  n = std::min(n, xs.size());
+  auto deadline = timeout == no_timeout ? clock_type::time_point::max()
+                                        : deadline_of(timeout);
+  std::vector<bool> ready(xs.size(), false);
+  std::unique_lock<std::mutex> lk{mtx_};
+  auto& owned = core_.owned();
+  bool timed_out = false;
+  for (;;) {
+    size_t count = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      if (!ready[i]) {
+        auto e = owned.find(xs[i]->id());
+        ready[i] = xs[i]->context() != this || e == nullptr
+                   || e->state != object_state::pending;
+      }
+      count += ready[i] ? 1 : 0;
+    }
+    if (count >= n || stopped_ || timed_out)
+      return ready;
+    blocking_scope waiting; // a task thread hands its slot on meanwhile
+    if (deadline == clock_type::time_point::max())
+      cv_.wait(lk);
+    else
+      timed_out = cv_.wait_until(lk, deadline) == std::cv_status::timeout;
+  }
 }
 
 } // namespace dref::internal

@@ -1,5 +1,7 @@
 #include "core/ref_server.hpp"
 
+#include <cstdio>
+
 #include "caf/all.hpp"
 
 #include "core/caf_errors.hpp"
@@ -11,6 +13,13 @@
 namespace dref::internal {
 
 namespace {
+
+std::string incarnation_text(uint64_t process) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%016llx",
+                static_cast<unsigned long long>(process));
+  return buf;
+}
 
 using clock_type = std::chrono::steady_clock;
 
@@ -264,15 +273,10 @@ void on_down(ref_server_pointer self, const caf::down_msg& dm) {
   if (process == 0)
     return;
   refs.peers().remove(process);
-  {
-    std::lock_guard<std::mutex> guard{refs.mutex()};
-    refs.core().on_process_down(process,
-                                make_error(refs_errc::owner_died,
-                                           "the process owning the object ("
-                                             + to_string(dm.source.node())
-                                             + ") died"),
-                                clock_type::now());
-  }
+  refs.process_gone(process, make_error(refs_errc::owner_died,
+                                        "the process owning the object ("
+                                          + to_string(dm.source.node())
+                                          + ") died"));
   after_update(self, true);
   refs.arm_timer();
 }
@@ -378,6 +382,16 @@ ref_server_actor::behavior_type ref_server_fn(ref_server_pointer self,
     },
     [self](peer_atom, uint64_t process, caf::actor& h) {
       on_peer(self, process, std::move(h));
+    },
+    [self](gone_atom, uint64_t process) {
+      auto& refs = *self->state.refs;
+      refs.peers().remove(process);
+      refs.process_gone(process,
+                        make_error(refs_errc::owner_died,
+                                   "the process owning the object (incarnation "
+                                     + incarnation_text(process) + ") died"));
+      after_update(self, true);
+      refs.arm_timer();
     },
     [self](tick_atom) {
       auto& refs = *self->state.refs;

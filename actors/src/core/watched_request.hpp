@@ -17,6 +17,7 @@
 #include "caf/expected.hpp"
 #include "caf/sec.hpp"
 
+#include "core/blocking.hpp"
 #include "core/caf_errors.hpp"
 
 #include "dref/actors/error.hpp"
@@ -62,6 +63,7 @@ caf::expected<R> watched_request(caf::actor_system& sys, const caf::actor& peer,
   });
   // The actor always answers: reply, error, down, or its request timeout.
   // The extra second only guards against a scheduler that stopped.
+  blocking_scope waiting; // a task thread hands its slot on meanwhile
   if (result.wait_for(timeout + std::chrono::seconds(1))
       != std::future_status::ready)
     return make_error(actors_errc::timeout, what);

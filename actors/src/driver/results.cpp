@@ -4,6 +4,8 @@
 
 #include "driver/runtime_impl.hpp"
 
+#include "submit/call_owner.hpp"
+
 #include "caf/all.hpp"
 
 #include "dref/actors/error.hpp"
@@ -91,38 +93,22 @@ void runtime_impl::complete_results(worker_id w,
                                     dispatch_result& out,
                                     std::vector<object_id>& changed) {
   auto& core = refs_->core();
-  auto& owned = core.owned();
   for (auto& r : results) {
-    bool known = false;
     dispatcher_.completed(r.id, out);
-    switch (r.status) {
-      case task_result::inline_value:
-        known = owned.set_ready(
-          r.id, std::make_shared<const blob>(std::move(r.value)), r.size, w);
-        break;
-      case task_result::stored:
-        known = owned.set_ready(r.id, nullptr, r.size, w);
-        break;
-      case task_result::in_node_store:
-        // Two copies: the worker's (holding the refs inside) and the bytes
-        // in the node store, which outlive the worker.
-        known = owned.set_ready(r.id, nullptr, r.size, w, node_location);
-        break;
-      default:
-        known = owned.add_location(r.id, w)
-                && owned.set_failed(r.id, std::move(r.error));
-        if (known && in_node.count(r.id) > 0)
-          // A durable call whose checkpoint failed: its bytes in the node
-          // store will never be read.
-          core.free_copy(node_location, r.id, true);
+    if (r.id.owner != owner_id_) {
+      // A worker's task ("Task trees"): its owner takes the result.
+      forward_result(w, std::move(r));
+      continue;
     }
+    auto status = r.status;
+    bool known = complete_owned(core, r, w);
     if (!known)
       // Not (or no longer) pending here: the worker's copy must go.
-      core.free_copy(w, r.id, r.status == task_result::in_node_store);
-    else if (!r.contained.empty() && owned.find(r.id) != nullptr)
-      // Nested refs in a result: its owner holds them too (the worker's
-      // copy may die), borrowing those owned elsewhere.
-      core.hold_in_owned(r.id, r.contained);
+      core.free_copy(w, r.id, status == task_result::in_node_store);
+    else if (status == task_result::failed && in_node.count(r.id) > 0)
+      // A durable call whose checkpoint failed: its bytes in the node
+      // store will never be read.
+      core.free_copy(node_location, r.id, true);
     changed.push_back(r.id);
   }
 }
@@ -247,6 +233,8 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
     // linger for the grace too, for the same reason.
     for (auto& spec : out.finished)
       for (auto& arg : spec->args) {
+        if (spec->result.owner != owner_id_)
+          break; // a worker's task: its owner protects its arguments
         if (arg.kind != arg_kind::value)
           core.linger(arg.ref, now);
         for (auto& d : arg.contained)
@@ -258,6 +246,14 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
   }
   refs_->peers().remove(conn.address.process);
   refs_->arm_timer();
+  // Every other worker hears of the death (also one that never talked to
+  // it): the dead worker's objects fail there and the copies kept for it
+  // go ("Task trees").
+  {
+    std::lock_guard<std::mutex> guard{refs_->mutex()};
+    for (auto& [id, c] : workers_)
+      caf::anon_send(c.refs, gone_atom::value, conn.address.process);
+  }
   // Fate-sharing in the node store: the values the worker's tasks put were
   // its own (primary copies named by its process id); nobody frees them
   // any more. After `owner_died` above, so a get here that finds one gone

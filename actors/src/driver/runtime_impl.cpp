@@ -85,6 +85,9 @@ driver_actor::behavior_type runtime_impl::driver_fn(driver_actor::pointer self,
     [rt](done_atom, worker_id w, std::vector<task_result>& results) {
       rt->on_results(w, results);
     },
+    [rt](submit_atom, worker_id w, std::vector<task_spec>& specs) {
+      rt->on_submit(w, specs);
+    },
     [rt](flush_atom, bool) { rt->flush(); },
     [rt](check_atom, int32_t pid) { rt->on_start_deadline(pid); },
     [rt](ckpt_atom) { rt->on_checkpoint_timer(); },

@@ -127,6 +127,8 @@ public:
 
   caf::error on_register(const worker_registration& reg);
   void on_results(worker_id w, std::vector<task_result>& results);
+  // Tasks a worker's task called: the worker owns their results.
+  void on_submit(worker_id from, std::vector<task_spec>& specs);
   void on_worker_down(const caf::actor_addr& who);
   // A replacement worker `pid` should have registered by now.
   void on_start_deadline(int pid);
@@ -156,9 +158,12 @@ private:
   void settle(dispatch_result& res, std::vector<object_id>& changed);
   // @pre refs_->mutex() held. Makes sure a flush follows.
   void schedule_flush();
-  // @pre refs_->mutex() held. Counts the protections task `spec` gives its
-  // arguments (the submitted refs), or (`up == false`) ends them.
-  void protect_args(const task_spec& spec, bool up);
+  // @pre refs_->mutex() held. Queues the result of a worker's task for its
+  // owner (sent by the next `flush`); `where` keeps its copy.
+  void forward_result(worker_id where, task_result r);
+  // @pre refs_->mutex() held. Sends the queued results of workers' tasks.
+  void send_forwards(
+    std::map<uint64_t, std::map<worker_id, std::vector<task_result>>>& fw);
   // @pre refs_->mutex() held. The results of `results` classified
   // (rollback step 1): stale and unknown ones are dropped (their copies
   // freed); returns the durable ones (actor id, class, name).
@@ -224,6 +229,9 @@ private:
   std::map<worker_id, worker_conn> workers_;
   std::map<caf::actor_addr, worker_id> by_addr_;
   std::vector<std::pair<worker_id, task_spec>> outbox_;
+  // Results of workers' tasks for their owners: owner incarnation ->
+  // worker keeping the copy -> results (sent by `flush`).
+  std::map<uint64_t, std::map<worker_id, std::vector<task_result>>> forwards_;
   bool flush_pending_ = false;
   std::mutex flush_mtx_;
 

@@ -3,6 +3,8 @@
 
 #include "driver/runtime_impl.hpp"
 
+#include "submit/call_owner.hpp"
+
 #include <algorithm>
 
 #include "caf/all.hpp"
@@ -10,31 +12,6 @@
 #include "dref/actors/error.hpp"
 
 namespace dref::internal {
-
-void runtime_impl::protect_args(const task_spec& spec, bool up) {
-  // The task holds its ref arguments and the refs inside its value
-  // arguments until it is over (a submitted ref for an object this process
-  // owns, a local ref for one it borrows).
-  auto& core = refs_->core();
-  auto count = [&](const object_id& id) {
-    if (core.owns(id)) {
-      if (up)
-        core.owned().add_submitted_ref(id);
-      else
-        core.owned().remove_submitted_ref(id);
-    } else if (up) {
-      core.add_local_ref(id);
-    } else {
-      core.remove_local_ref(id);
-    }
-  };
-  for (auto& arg : spec.args) {
-    if (arg.kind != arg_kind::value)
-      count(arg.ref);
-    for (auto& d : arg.contained)
-      count(d.id);
-  }
-}
 
 ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
   if (!running_)
@@ -58,7 +35,7 @@ ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
   {
     std::lock_guard<std::mutex> guard{refs_->mutex()};
     refs_->core().owned().add_pending(id, std::move(made_by), call_site);
-    protect_args(*task, true);
+    protect_args(refs_->core(), *task, true);
     // An idle cluster gets the task at once from this thread (latency); a
     // busy one gets it in the driver's next batch (throughput): the results
     // coming back keep the driver flushing.
@@ -72,6 +49,60 @@ ref_base runtime_impl::submit(task_spec spec, const void* call_site) {
   if (send_now)
     flush();
   return ref_base{id, refs_};
+}
+
+void runtime_impl::on_submit(worker_id from, std::vector<task_spec>& specs) {
+  // A worker's tasks ("Task trees"): it owns their results and holds their
+  // arguments; the dispatcher places them as the driver's own. An argument
+  // the driver owns is read where the dispatcher says, like the driver's.
+  {
+    std::lock_guard<std::mutex> guard{refs_->mutex()};
+    if (stopped_ || workers_.count(from) == 0)
+      return; // it is gone: nobody would take the results
+    for (auto& spec : specs) {
+      for (auto& arg : spec.args)
+        if (arg.kind == arg_kind::borrowed_ref && arg.ref.owner == owner_id_) {
+          arg.kind = arg_kind::owned_ref;
+          arg.from = process_address{};
+        }
+      dispatch_result out;
+      dispatcher_.submit(std::make_shared<const task_spec>(std::move(spec)),
+                         refs_->core().owned(), out);
+      apply(out, nullptr);
+    }
+  }
+  flush();
+}
+
+void runtime_impl::forward_result(worker_id where, task_result r) {
+  forwards_[r.id.owner][where].push_back(std::move(r));
+}
+
+void runtime_impl::send_forwards(
+  std::map<uint64_t, std::map<worker_id, std::vector<task_result>>>& fw) {
+  // @pre refs_->mutex() held. Results of workers' tasks go to their owner
+  // with the address of the worker keeping each copy; an owner that is
+  // gone gets nothing, and the copies it would have freed go now.
+  for (auto& [owner, by_worker] : fw) {
+    const worker_conn* to = nullptr;
+    for (auto& [id, c] : workers_)
+      if (c.address.process == owner)
+        to = &c;
+    for (auto& [w, rs] : by_worker) {
+      if (to == nullptr) {
+        for (auto& r : rs)
+          if (w != owner_location)
+            refs_->core().free_copy(w, r.id,
+                                    r.status == task_result::in_node_store);
+        continue;
+      }
+      process_address at;
+      if (auto i = workers_.find(w); i != workers_.end())
+        at = i->second.address;
+      caf::anon_send(to->control, done_atom::value, w, at, std::move(rs));
+    }
+  }
+  fw.clear();
 }
 
 ref_base runtime_impl::failed_ref(caf::error err) {
@@ -139,12 +170,22 @@ void runtime_impl::apply(dispatch_result& res,
                          std::vector<object_id>* changed) {
   auto& core = refs_->core();
   for (auto& [id, err] : res.failures) {
+    if (id.owner != owner_id_) {
+      // A worker's task ("Task trees"): its owner learns of the failure.
+      task_result r;
+      r.id = id;
+      r.status = task_result::failed;
+      r.error = std::move(err);
+      forward_result(owner_location, std::move(r));
+      continue;
+    }
     core.owned().set_failed(id, std::move(err));
     if (changed != nullptr)
       changed->push_back(id);
   }
   for (auto& spec : res.finished)
-    protect_args(*spec, false);
+    if (spec->result.owner == owner_id_) // a worker's task: its owner's
+      protect_args(core, *spec, false);
   // A ref argument whose value the driver holds travels inline, one in the
   // node store or at a worker is read there: either way the refs inside
   // that value travel along, and the worker borrows them before the task
@@ -211,6 +252,8 @@ void runtime_impl::flush() {
   {
     std::lock_guard<std::mutex> guard{refs_->mutex()};
     flush_pending_ = false;
+    if (!forwards_.empty())
+      send_forwards(forwards_);
     if (outbox_.empty())
       return;
     tasks.swap(outbox_);

@@ -54,7 +54,11 @@ using ref_server_actor = caf::typed_actor<
   // (null: the connection failed).
   caf::reacts_to<peer_atom, uint64_t, caf::actor>,
   // Local only: a transit or lingering hold's deadline passed.
-  caf::reacts_to<tick_atom>>;
+  caf::reacts_to<tick_atom>,
+  // From the node's scheduler: the process with this incarnation died
+  // (also when this one never talked to it): its objects fail here, and
+  // the copies kept for it go.
+  caf::reacts_to<gone_atom, uint64_t>>;
 
 /// Runs the tasks of one worker process, one at a time, in arrival order;
 /// the ids that come along are copies its owner frees (frees ride on task
@@ -62,9 +66,15 @@ using ref_server_actor = caf::typed_actor<
 using executor_actor = caf::typed_actor<
   caf::reacts_to<submit_atom, std::vector<task_spec>, std::vector<object_id>>>;
 
-/// A worker's answers to its node about itself.
-using worker_control_actor =
-  caf::typed_actor<caf::replies_to<stats_atom>::with<worker_stats>>;
+/// A worker's answers to its node about itself, and the results of the
+/// tasks its own tasks called ("Task trees", docs/architecture.md): the
+/// node's scheduler forwards them with the worker that keeps each copy
+/// (its id and address; `owner_location` and an empty address for a
+/// failure no worker keeps).
+using worker_control_actor = caf::typed_actor<
+  caf::replies_to<stats_atom>::with<worker_stats>,
+  caf::reacts_to<done_atom, worker_id, process_address,
+                 std::vector<task_result>>>;
 
 /// A worker introduces itself to its driver.
 struct worker_registration {
@@ -93,6 +103,8 @@ using driver_actor = caf::typed_actor<
   caf::replies_to<register_atom, worker_registration>::with<
     process_address, ref_server_actor>,
   caf::reacts_to<done_atom, worker_id, std::vector<task_result>>,
+  // A worker's tasks called these: place them; the worker owns the results.
+  caf::reacts_to<submit_atom, worker_id, std::vector<task_spec>>,
   caf::reacts_to<flush_atom, bool>,
   caf::reacts_to<check_atom, int32_t>,
   caf::reacts_to<ckpt_atom>,

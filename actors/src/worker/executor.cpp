@@ -59,7 +59,40 @@ task_result report(worker_context& ctx, const task_spec& t,
   return r;
 }
 
+// Runs task `t` on a pool thread and reports it.
+void run_one(worker_context& ctx, actor_table& actors, result_outbox& outbox,
+             task_spec& t, bool more_follow) {
+  durable_state saved;
+  std::vector<object_id> held;
+  std::vector<ref_base> out_refs;
+  node_result_sink sink{ctx, t.result, ctx.inline_limit()};
+  auto res = run_task(ctx, actors, t, saved, held, out_refs,
+                      ctx.has_node() && t.result.valid() ? &sink : nullptr);
+  if (!res && sink.written())
+    ctx.free_in_node(t.result); // written, then the task failed
+  if (!t.result.valid()) {
+    out_refs.clear();
+    ctx.refs().unhold(held);
+    return; // destroy, restore: nothing to report
+  }
+  auto r = report(ctx, t, res, saved, sink, out_refs);
+  // The kept copy holds the result's refs now; the arguments' refs are no
+  // longer needed.
+  out_refs.clear();
+  ctx.refs().unhold(held);
+  outbox.push(std::move(r), more_follow);
+}
+
 } // namespace
+
+executor_state::~executor_state() {
+  if (pool)
+    pool->stop();
+  if (ctx)
+    ctx->set_pool(nullptr);
+  if (outbox)
+    outbox->stop();
+}
 
 executor_actor::behavior_type executor_fn(executor_pointer self,
                                           std::shared_ptr<worker_context> ctx,
@@ -67,15 +100,21 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
                                           actor_table actors) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
-  st.actors = std::move(actors);
-  // Results leave at the end of their batch, or within max_delay while the
-  // executor is still busy (result_outbox): coalesced, never withheld.
+  // Results leave when the pool runs dry, or within max_delay while it is
+  // still busy (result_outbox): coalesced, never withheld.
   constexpr auto max_delay = std::chrono::milliseconds{2};
-  st.outbox = std::make_unique<result_outbox>(
+  st.outbox = std::make_shared<result_outbox>(
     [driver, id = st.ctx->id()](std::vector<task_result>&& rs) {
       caf::anon_send(driver, done_atom::value, id, std::move(rs));
     },
     max_delay);
+  auto table = std::make_shared<actor_table>(std::move(actors));
+  st.pool = std::make_unique<task_pool>(
+    [ctx = st.ctx, table, outbox = st.outbox](task_spec& t, bool more) {
+      run_one(*ctx, *table, *outbox, t, more);
+    },
+    [outbox = st.outbox] { outbox->flush(); }, max_task_threads);
+  st.ctx->set_pool(st.pool.get());
   // The driver is gone: nobody will free or read our objects. End.
   self->monitor(driver);
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });
@@ -83,31 +122,11 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
     [self](submit_atom, std::vector<task_spec>& batch,
            const std::vector<object_id>& frees) {
       auto& st = self->state;
-      auto& ctx = *st.ctx;
-      for (auto& t : batch) {
-        durable_state saved;
-        std::vector<object_id> held;
-        std::vector<ref_base> out_refs;
-        node_result_sink sink{ctx, t.result, ctx.inline_limit()};
-        auto res = run_task(ctx, st.actors, t, saved, held, out_refs,
-                            ctx.has_node() && t.result.valid() ? &sink
-                                                               : nullptr);
-        if (!res && sink.written())
-          ctx.free_in_node(t.result); // written, then the task failed
-        if (!t.result.valid()) {
-          out_refs.clear();
-          ctx.refs().unhold(held);
-          continue; // destroy, restore: nothing to report
-        }
-        auto r = report(ctx, t, res, saved, sink, out_refs);
-        // The kept copy holds the result's refs now; the arguments' refs
-        // are no longer needed.
-        out_refs.clear();
-        ctx.refs().unhold(held);
-        st.outbox->push(std::move(r), &t != &batch.back());
-      }
-      st.outbox->flush();
-      ctx.refs().drop_copies(frees);
+      // Frees name copies of results reported already: none is in the
+      // pool any more.
+      st.ctx->refs().drop_copies(frees);
+      if (!batch.empty())
+        st.pool->push(std::move(batch));
     },
   };
 }

@@ -3,6 +3,7 @@
 #include <functional>
 #include <string>
 
+#include "worker/task_pool.hpp"
 #include "worker/worker_context.hpp"
 
 #include "dref/actors/error.hpp"
@@ -65,6 +66,12 @@ caf::expected<buffer> resolve_ref(worker_context& ctx, const task_arg& arg,
   if (auto local = refs.read_copy(arg.ref))
     // Here (its error, if the argument's task failed: so does this one).
     return std::move(*local);
+  // Being made here by a task that waits (task_pool, rule 3): wait for it.
+  if (arg.location == ctx.id() && ctx.pool() != nullptr
+      && ctx.pool()->producing(arg.ref)
+      && ctx.pool()->await_produced(arg.ref, ctx.settings().fetch_timeout))
+    if (auto local = refs.read_copy(arg.ref))
+      return std::move(*local);
   if (arg.kind == arg_kind::borrowed_ref || arg.location == ctx.id()) {
     // Not here: in the node store, or lost.
     auto value = refs.read_node(arg.ref);
@@ -80,20 +87,20 @@ caf::expected<buffer> resolve_ref(worker_context& ctx, const task_arg& arg,
 
 // The name of the durable actor task `t` creates or calls, else empty;
 // `what` becomes the call's name for messages.
-std::string durable_target(const actor_table& actors, const task_spec& t,
+std::string durable_target(actor_table& actors, const task_spec& t,
                            std::string& what) {
   what = t.name;
   switch (static_cast<task_kind>(t.kind)) {
     case task_kind::actor_create:
       return t.durable;
     case task_kind::actor_call: {
-      auto i = actors.instances.find(t.actor);
-      if (i == actors.instances.end())
+      auto inst = actors.find(t.actor);
+      if (inst == nullptr)
         return {};
-      auto& methods = i->second.cls->methods;
+      auto& methods = inst->cls->methods;
       if (t.method < methods.size())
         what += "::" + methods[t.method].name;
-      return i->second.durable;
+      return inst->durable;
     }
     default:
       return {};
@@ -106,7 +113,7 @@ std::string durable_target(const actor_table& actors, const task_spec& t,
 // and no checkpoint keeps its value) fails the call like a state that
 // cannot be saved, with io_error naming the actor and the value. Nothing
 // ran: the instance and its state are as before the call.
-caf::error hold_arg(worker_context& ctx, const actor_table& actors,
+caf::error hold_arg(worker_context& ctx, actor_table& actors,
                     const task_spec& t, const task_arg& arg,
                     std::vector<object_id>& held) {
   object_id failed;
@@ -128,7 +135,7 @@ caf::error hold_arg(worker_context& ctx, const actor_table& actors,
 // Step 1 for every argument. `sources` keeps every resolved value alive
 // while the task runs and lets `dref::buffer` parameters view their bytes
 // in place.
-caf::error resolve_args(worker_context& ctx, const actor_table& actors,
+caf::error resolve_args(worker_context& ctx, actor_table& actors,
                         const task_spec& t, std::vector<object_id>& held,
                         std::vector<buffer>& sources,
                         std::vector<byte_view>& args) {
@@ -179,7 +186,7 @@ caf::expected<blob> create_actor(worker_context& ctx, actor_table& actors,
     return caf::expected<blob>{std::move(out)};
   });
   if (res) {
-    auto& inst = actors.instances[t.actor];
+    auto& inst = *actors.emplace(t.actor).first;
     inst = actor_instance{cls, std::move(obj), t.durable, {}, {}};
     ++*actors.count;
     if (!t.durable.empty())
@@ -208,7 +215,7 @@ caf::expected<blob> restore_actor(actor_table& actors, const task_spec& t,
   if (!obj) {
     // No instance is better than one whose state was rolled back: later
     // calls fail instead of running on it.
-    if (actors.instances.erase(t.actor) > 0)
+    if (actors.erase(t.actor))
       --*actors.count;
     return make_error(persist_errc::incompatible_state,
                       "durable actor '" + t.durable
@@ -216,10 +223,11 @@ caf::expected<blob> restore_actor(actor_table& actors, const task_spec& t,
                         + t.name + " ("
                         + caf::to_string(obj.error().context()) + ")");
   }
-  if (actors.instances.count(t.actor) == 0)
+  auto [slot, fresh] = actors.emplace(t.actor);
+  if (fresh)
     ++*actors.count;
-  actors.instances[t.actor] = actor_instance{cls, std::move(*obj), t.durable,
-                                             std::move(table), {}};
+  *slot = actor_instance{cls, std::move(*obj), t.durable, std::move(table),
+                         {}};
   return blob{};
 }
 
@@ -281,12 +289,12 @@ caf::expected<blob> call_actor(worker_context& ctx, actor_table& actors,
                                durable_state& saved,
                                std::vector<ref_base>& out_refs,
                                node_result_sink* sink) {
-  auto i = actors.instances.find(t.actor);
-  if (i == actors.instances.end())
+  auto found = actors.find(t.actor);
+  if (found == nullptr)
     return make_error(actors_errc::task_failed,
                       t.name + " actor " + std::to_string(t.actor)
                         + " does not exist (its construction failed)");
-  auto& inst = i->second;
+  auto& inst = *found;
   if (t.method >= inst.cls->methods.size())
     return make_error(actors_errc::unknown_function,
                       t.name + " has no method #" + std::to_string(t.method));
@@ -303,6 +311,23 @@ caf::expected<blob> call_actor(worker_context& ctx, actor_table& actors,
 }
 
 } // namespace
+
+actor_instance* actor_table::find(uint64_t actor) {
+  std::lock_guard<std::mutex> guard{*mtx};
+  auto i = instances.find(actor);
+  return i == instances.end() ? nullptr : &i->second;
+}
+
+std::pair<actor_instance*, bool> actor_table::emplace(uint64_t actor) {
+  std::lock_guard<std::mutex> guard{*mtx};
+  auto [i, fresh] = instances.try_emplace(actor);
+  return {&i->second, fresh};
+}
+
+bool actor_table::erase(uint64_t actor) {
+  std::lock_guard<std::mutex> guard{*mtx};
+  return instances.erase(actor) > 0;
+}
 
 caf::expected<blob> run_task(worker_context& ctx, actor_table& actors,
                              const task_spec& t, durable_state& saved,
@@ -335,7 +360,7 @@ caf::expected<blob> run_task(worker_context& ctx, actor_table& actors,
     case task_kind::actor_call:
       return call_actor(ctx, actors, t, args.data(), saved, out_refs, sink);
     case task_kind::actor_destroy:
-      if (actors.instances.erase(t.actor) > 0)
+      if (actors.erase(t.actor))
         --*actors.count;
       return blob{};
   }

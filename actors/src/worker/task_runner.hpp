@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <utility>
 #include <unordered_map>
 #include <vector>
 
@@ -18,9 +20,20 @@ namespace dref::internal {
 
 class worker_context;
 
-/// The actor instances a worker hosts, by actor id. Touched only by the
-/// executor's thread; `count` is read by the worker's stats too.
+/// The actor instances a worker hosts, by actor id. Touched by the task
+/// pool's threads: the map itself only under `mtx` (`find`, `emplace`,
+/// `erase`); an instance only by its actor's task, and one actor's tasks
+/// run one at a time (`task_pool`, rule 2), so an element is never touched
+/// by two threads at once. `count` is read by the worker's stats too.
 struct actor_table {
+  /// The instance of `actor`, or null.
+  actor_instance* find(uint64_t actor);
+  /// The slot of `actor` (made empty if new); true if it was new.
+  std::pair<actor_instance*, bool> emplace(uint64_t actor);
+  /// Drops `actor`; true if it existed.
+  bool erase(uint64_t actor);
+
+  std::shared_ptr<std::mutex> mtx = std::make_shared<std::mutex>();
   std::unordered_map<uint64_t, actor_instance> instances;
   std::shared_ptr<std::atomic<uint64_t>> count
     = std::make_shared<std::atomic<uint64_t>>(0);

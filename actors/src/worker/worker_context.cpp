@@ -4,6 +4,7 @@
 
 #include "core/read_errors.hpp"
 #include "core/watched_request.hpp"
+#include "worker/worker_calls.hpp"
 
 #include "dref/actors/atoms.hpp"
 #include "dref/actors/error.hpp"
@@ -15,6 +16,12 @@ worker_context::worker_context(std::shared_ptr<process_refs> refs,
                                worker_id id, config cfg)
   : refs_(std::move(refs)), id_(id), cfg_(std::move(cfg)) {
   // nop
+}
+
+worker_context::~worker_context() = default;
+
+void worker_context::set_calls(std::unique_ptr<worker_calls> calls) {
+  calls_ = std::move(calls);
 }
 
 // -- the node store -----------------------------------------------------------

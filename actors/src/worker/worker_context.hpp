@@ -16,6 +16,9 @@
 
 namespace dref::internal {
 
+class task_pool;
+class worker_calls;
+
 /// What task code in a worker process reaches besides its refs: the
 /// worker's settings, fresh object ids, writing into the node store, and
 /// the objects its tasks `put` (the worker owns them, Ray-style).
@@ -29,6 +32,7 @@ class worker_context {
 public:
   worker_context(std::shared_ptr<process_refs> refs, worker_id id,
                  config cfg);
+  ~worker_context();
 
   process_refs& refs() noexcept {
     return *refs_;
@@ -64,6 +68,24 @@ public:
   /// Results larger than this many serialized bytes go to the node store.
   size_t inline_limit() const noexcept {
     return cfg_.inline_limit;
+  }
+
+  /// The calls this worker's tasks make (set once at start, before any
+  /// task runs; null until then).
+  worker_calls* calls() const noexcept {
+    return calls_.get();
+  }
+
+  void set_calls(std::unique_ptr<worker_calls> calls);
+
+  /// The threads running this worker's tasks (null before the executor
+  /// starts and after it ends).
+  task_pool* pool() const noexcept {
+    return pool_.load();
+  }
+
+  void set_pool(task_pool* pool) noexcept {
+    pool_.store(pool);
   }
 
   // -- the node store ----------------------------------------------------------
@@ -117,6 +139,8 @@ private:
   const worker_id id_;
   const config cfg_;
   std::atomic<uint64_t> next_seq_{1};
+  std::atomic<task_pool*> pool_{nullptr};
+  std::unique_ptr<worker_calls> calls_;
 };
 
 } // namespace dref::internal

@@ -25,6 +25,7 @@
 #include "worker/executor.hpp"
 #include "worker/in_place_buffer.hpp"
 #include "worker/result_sink.hpp"
+#include "worker/worker_calls.hpp"
 #include "worker/worker_context.hpp"
 
 #include "dref/actors/error.hpp"
@@ -45,10 +46,16 @@ std::shared_ptr<worker_context> current_worker() {
   return current;
 }
 
+// Detached: taking results may connect to the worker keeping their copies.
 worker_control_actor::behavior_type
 control_fn(worker_control_actor::pointer, std::shared_ptr<worker_context> ctx,
            std::shared_ptr<std::atomic<uint64_t>> actor_count) {
   return {
+    [ctx](done_atom, worker_id w, const process_address& at,
+          std::vector<task_result>& results) {
+      if (auto calls = ctx->calls())
+        calls->on_results(w, at, results);
+    },
     [ctx, actor_count](stats_atom) {
       auto [objects, bytes] = ctx->refs().values();
       worker_stats ws;
@@ -155,6 +162,10 @@ int run_worker(const worker_settings& ws) {
   ask_driver_for_kept_copies(*refs, caf::actor_cast<caf::actor>(*driver),
                              cfg.fetch_timeout);
   auto ctx = std::make_shared<worker_context>(refs, ws.id, cfg);
+  ctx->set_calls(std::make_unique<worker_calls>(*ctx, *driver));
+  refs->set_locations([calls = ctx->calls()](worker_id w) {
+    return calls->location(w); // under the ref mutex
+  });
   set_default_read_context(refs);
   register_system_context(&sys, refs);
   {
@@ -162,7 +173,7 @@ int run_worker(const worker_settings& ws) {
     current = ctx;
   }
   actor_table actors;
-  auto control = sys.spawn(control_fn, ctx, actors.count);
+  auto control = sys.spawn<caf::detached>(control_fn, ctx, actors.count);
   auto exec = sys.spawn(executor_fn, ctx, *driver, actors);
   worker_registration reg;
   reg.version = cluster_protocol_version;
@@ -258,6 +269,33 @@ caf::expected<buffer> worker_get(const ref_base& x, caf::timespan timeout,
                       "dref::get works inside a task in a worker; use "
                       "runtime::get in the driver");
   return w->refs().read(x, timeout, held);
+}
+
+const ref_context* worker_refs() {
+  auto w = current_worker();
+  return w ? &w->refs() : nullptr;
+}
+
+ref_base worker_submit(task_spec spec, const void* call_site) {
+  auto w = current_worker();
+  if (!w || w->calls() == nullptr)
+    return ref_base{};
+  return w->calls()->submit(std::move(spec), call_site);
+}
+
+ref_base worker_failed(caf::error err) {
+  auto w = current_worker();
+  if (!w || w->calls() == nullptr)
+    return ref_base{};
+  return w->calls()->failed(std::move(err));
+}
+
+std::vector<bool> worker_wait(const std::vector<const ref_base*>& xs,
+                              size_t n, caf::timespan timeout) {
+  auto w = current_worker();
+  if (!w)
+    return std::vector<bool>(xs.size(), false);
+  return w->refs().wait_ready(xs, n, timeout);
 }
 
 void worker_unhold(std::vector<object_id>& held) {

@@ -24,5 +24,6 @@ using kept_atom = caf::atom_constant<caf::atom("dref_kept")>;
 using ready_atom = caf::atom_constant<caf::atom("dref_ready")>;
 using peer_atom = caf::atom_constant<caf::atom("dref_peer")>;
 using tick_atom = caf::atom_constant<caf::atom("dref_tick")>;
+using gone_atom = caf::atom_constant<caf::atom("dref_gone")>;
 
 } // namespace dref

@@ -14,6 +14,8 @@
 #include "caf/fwd.hpp"
 #include "caf/timespan.hpp"
 
+#include "dref/actors/registry.hpp"
+#include "dref/actors/runtime.hpp"
 #include "dref/actors/serialization.hpp"
 #include "dref/refs/ref.hpp"
 
@@ -35,6 +37,13 @@ worker_get(const ref_base& x, caf::timespan timeout,
            std::vector<object_id>& held);
 void worker_unhold(std::vector<object_id>& held);
 caf::actor_system* worker_system();
+/// The worker's refs (null outside a worker).
+const ref_context* worker_refs();
+/// A call of a task in a worker (null ref outside one).
+ref_base worker_submit(task_spec spec, const void* call_site);
+ref_base worker_failed(caf::error err);
+std::vector<bool> worker_wait(const std::vector<const ref_base*>& xs,
+                              size_t n, caf::timespan timeout);
 
 } // namespace internal
 
@@ -89,6 +98,58 @@ caf::expected<T> get(const ref<T>& x,
   if (err)
     return err;
   return value;
+}
+
+/// Inside a task: calls the DREF_REMOTE function `fn` as `runtime::call`
+/// does in the driver, and returns at once. This worker owns the result
+/// ("an owner per task tree"): it serves the value to whoever reads it,
+/// frees it when the last ref anywhere is gone, and when this worker dies
+/// every ref to it fails with `owner_died`. A task waiting for the results
+/// of its calls (`get`, `wait`) hands its thread's slot to the worker's
+/// next task, so recursive task trees do not starve the worker (up to
+/// `max_task_threads` waiting tasks per worker). Outside a worker it
+/// returns an empty ref (use `runtime::call`).
+template <class F, class... Ts>
+[[gnu::noinline]] auto call(F fn, Ts&&... xs) {
+  using traits = detail::fn_traits<F>;
+  using result = result_type_t<typename traits::result>;
+  static_assert(traits::arity == sizeof...(Ts),
+                "wrong number of arguments for this function");
+  auto ctx = internal::worker_refs();
+  if (ctx == nullptr)
+    return ref<result>{};
+  auto name = registry::instance().function_name(detail::fn_address(fn));
+  if (name == nullptr)
+    return ref<result>{internal::worker_failed(
+      make_error(actors_errc::unknown_function,
+                 "function not registered with DREF_REMOTE"))};
+  task_spec spec;
+  spec.kind = static_cast<uint8_t>(task_kind::function);
+  spec.name = *name;
+  spec.result_type = type_tag<result>();
+  std::vector<ref_base> keep; // the arguments' refs, until submitted
+  if (auto err = internal::make_args<typename traits::args>(
+        ctx, spec.args, keep, std::make_index_sequence<sizeof...(Ts)>{},
+        std::forward<Ts>(xs)...))
+    return ref<result>{internal::worker_failed(std::move(err))};
+  return ref<result>{
+    internal::worker_submit(std::move(spec), __builtin_return_address(0))};
+}
+
+/// Inside a task: waits until at least `n` of `xs` are ready (have a value
+/// or an error) or `timeout` passes, as `runtime::wait` does.
+template <class T>
+wait_result<T> wait(const std::vector<ref<T>>& xs, size_t n,
+                    caf::timespan timeout = std::chrono::seconds(30)) {
+  std::vector<const ref_base*> ptrs;
+  ptrs.reserve(xs.size());
+  for (auto& x : xs)
+    ptrs.push_back(&x);
+  auto ready = internal::worker_wait(ptrs, n, timeout);
+  wait_result<T> result;
+  for (size_t i = 0; i < xs.size(); ++i)
+    (ready[i] ? result.ready : result.not_ready).push_back(xs[i]);
+  return result;
 }
 
 } // namespace dref

@@ -1,0 +1,100 @@
+#include "worker/worker_calls.hpp"
+
+#include "caf/all.hpp"
+
+#include "submit/call_owner.hpp"
+#include "worker/worker_context.hpp"
+
+#include "dref/actors/error.hpp"
+
+namespace dref::internal {
+
+worker_calls::worker_calls(worker_context& ctx, driver_actor scheduler)
+  : ctx_(ctx), scheduler_(std::move(scheduler)) {
+}
+
+ref_base worker_calls::submit(task_spec spec, const void* call_site) {
+  auto& refs = ctx_.refs();
+  auto id = ctx_.new_object_id();
+  spec.result = id;
+  // Every ref argument names its owner: the scheduler reads its own objects
+  // where it knows they are, the others are read from their owner (this
+  // worker's own answer when they are ready).
+  for (auto& arg : spec.args)
+    if (arg.kind == arg_kind::owned_ref) {
+      ref_descriptor d;
+      refs.describe(arg.ref, d);
+      arg.kind = arg_kind::borrowed_ref;
+      arg.from = d.owner.valid() ? d.owner : refs.self();
+    }
+  auto task = std::make_shared<const task_spec>(std::move(spec));
+  auto made_by = std::make_shared<lineage>();
+  made_by->function = task->name;
+  made_by->task = task;
+  {
+    std::lock_guard<std::mutex> guard{refs.mutex()};
+    refs.core().owned().add_pending(id, std::move(made_by), call_site);
+    protect_args(refs.core(), *task, true);
+    in_flight_.emplace(id, task);
+  }
+  caf::anon_send(scheduler_, submit_atom::value, ctx_.id(),
+                 std::vector<task_spec>{*task});
+  return ref_base{id, ctx_.refs_ptr()};
+}
+
+ref_base worker_calls::failed(caf::error err) {
+  auto& refs = ctx_.refs();
+  auto id = ctx_.new_object_id();
+  {
+    std::lock_guard<std::mutex> guard{refs.mutex()};
+    auto& owned = refs.core().owned();
+    owned.add_pending(id, nullptr);
+    owned.set_failed(id, std::move(err));
+  }
+  return ref_base{id, ctx_.refs_ptr()};
+}
+
+void worker_calls::on_results(worker_id w, const process_address& at,
+                              std::vector<task_result>& results) {
+  auto& refs = ctx_.refs();
+  // Reads and frees of the copies at `w` go to its ref server: connected
+  // before the objects list it (bounded; this actor may block).
+  if (w != owner_location && w != ctx_.id() && at.valid()
+      && !refs.peers().find(at.process))
+    refs.peers().connect(at);
+  std::vector<object_id> changed;
+  changed.reserve(results.size());
+  {
+    std::lock_guard<std::mutex> guard{refs.mutex()};
+    if (w != owner_location && at.valid())
+      workers_[w] = at;
+    auto& core = refs.core();
+    for (auto& r : results) {
+      auto status = r.status;
+      if (!complete_owned(core, r, w) && w != owner_location)
+        core.free_copy(w, r.id, status == task_result::in_node_store);
+      if (auto i = in_flight_.find(r.id); i != in_flight_.end()) {
+        protect_args(core, *i->second, false);
+        in_flight_.erase(i);
+      }
+      changed.push_back(r.id);
+    }
+  }
+  refs.settle();
+  refs.ready(std::move(changed));
+}
+
+caf::actor worker_calls::location(worker_id w) {
+  if (w == ctx_.id())
+    return ctx_.refs().server(); // a copy this worker keeps itself
+  auto i = workers_.find(w);
+  return i != workers_.end() ? ctx_.refs().peers().find(i->second.process)
+                             : caf::actor{};
+}
+
+size_t worker_calls::in_flight() {
+  std::lock_guard<std::mutex> guard{ctx_.refs().mutex()};
+  return in_flight_.size();
+}
+
+} // namespace dref::internal
