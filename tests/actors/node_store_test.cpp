@@ -476,7 +476,7 @@ TEST_CASE("two workers read the same large value from one shared-memory "
 }
 
 TEST_CASE("a large value the driver puts is sealed once in the node store "
-          "and read in place by tasks; a small one stays inline") {
+          "and read in place by tasks, and a small one stays inline") {
   test::with_cluster([](runtime& rt) {
     auto bytes = make_bytes(3 * mib, 7);
     auto big = rt.put(make_buffer(bytes));

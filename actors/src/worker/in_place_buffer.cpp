@@ -3,10 +3,8 @@
 #include <cstring>
 #include <mutex>
 #include <new>
-#include <vector>
 
-#include "caf/binary_serializer.hpp"
-
+#include "dref/actors/serialization.hpp"
 #include "dref/store/error.hpp"
 #include "dref/store/node_client.hpp"
 
@@ -26,9 +24,10 @@ struct in_place_segment {
   std::mutex mtx;
   node_client::writer writer; // guarded by mtx; empty once sealed
   buffer sealed;              // guarded by mtx; set when sealed
-  char* data = nullptr;       // the value's bytes (after the prefix)
+  char* data = nullptr;       // the value's bytes (after the header)
   size_t size = 0;            // the value's bytes
-  uint64_t total = 0;         // prefix + size: the segment's value size
+  uint32_t elem_size = 0;     // recorded in the header (0: plain bytes)
+  uint64_t total = 0;         // header + size: the segment's value size
 };
 
 /// Marks handles of in-place segments (found with std::get_deleter).
@@ -41,7 +40,10 @@ struct in_place_deleter {
 
 } // namespace
 
-caf::expected<buffer_writer> make_heap_writer(size_t size) {
+caf::expected<buffer_writer> make_heap_writer(size_t size,
+                                              uint32_t elem_size) {
+  // operator new[] aligns to __STDCPP_DEFAULT_NEW_ALIGNMENT__, at least
+  // buffer_alignment (static_assert in buffer.hpp).
   std::shared_ptr<char> bytes{new (std::nothrow) char[size > 0 ? size : 1],
                               std::default_delete<char[]>{}};
   if (!bytes)
@@ -49,35 +51,32 @@ caf::expected<buffer_writer> make_heap_writer(size_t size) {
                       "cannot allocate " + std::to_string(size)
                         + " bytes on the heap");
   auto data = bytes.get();
-  return buffer_writer{data, size, false, std::move(bytes)};
+  return buffer_writer{data, size, elem_size, false, std::move(bytes)};
 }
 
 caf::expected<buffer_writer> make_in_place_writer(worker_context& w,
-                                                  size_t size) {
-  // The serialized form of a dref::buffer: CAF's sequence length, then the
-  // bytes (detail::save_buffer).
-  std::vector<char> prefix;
-  {
-    caf::binary_serializer f{nullptr, prefix};
-    auto n = size;
-    if (f.begin_sequence(n))
-      return make_heap_writer(size);
-  }
-  uint64_t total = prefix.size() + size;
+                                                  size_t size,
+                                                  uint32_t elem_size) {
+  // The serialized form of a dref::buffer (detail::save_buffer): its
+  // header, then the bytes; the value starts 64-byte aligned in the
+  // segment, so the bytes are buffer_alignment aligned.
+  static_assert(detail::buffer_header_size % buffer_alignment == 0);
+  uint64_t total = detail::buffer_header_size + size;
   if (!w.has_node() || total <= w.settings().inline_limit)
-    return make_heap_writer(size);
+    return make_heap_writer(size, elem_size);
   auto id = w.new_object_id();
   auto wr = w.create_in_node(id, total);
   if (!wr)
-    return make_heap_writer(size); // e.g. store_full
-  std::memcpy(wr->data(), prefix.data(), prefix.size());
+    return make_heap_writer(size, elem_size); // e.g. store_full
+  detail::encode_buffer_header(wr->data(), size, elem_size);
   auto seg = new in_place_segment;
-  seg->data = wr->data() + prefix.size();
+  seg->data = wr->data() + detail::buffer_header_size;
   seg->size = size;
+  seg->elem_size = elem_size;
   seg->total = total;
   seg->writer = std::move(*wr);
   std::shared_ptr<in_place_segment> handle{seg, in_place_deleter{seg}};
-  return buffer_writer{seg->data, size, true, std::move(handle)};
+  return buffer_writer{seg->data, size, elem_size, true, std::move(handle)};
 }
 
 std::optional<uint64_t> seal_in_place(const buffer& x, const object_id& id) {
@@ -87,7 +86,7 @@ std::optional<uint64_t> seal_in_place(const buffer& x, const object_id& id) {
   auto& seg = *d->seg;
   std::lock_guard<std::mutex> guard{seg.mtx};
   if (x.data() != seg.data || x.size() != seg.size
-      || seg.writer.data() == nullptr)
+      || x.elem_size() != seg.elem_size || seg.writer.data() == nullptr)
     return std::nullopt;
   auto sealed = seg.writer.seal_as(id);
   if (!sealed)

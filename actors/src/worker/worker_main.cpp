@@ -311,9 +311,19 @@ caf::actor_system* worker_system() {
 } // namespace internal
 
 caf::expected<buffer_writer> make_buffer_writer(size_t size) {
+  return make_buffer_writer(size, 0);
+}
+
+caf::expected<buffer_writer> make_buffer_writer(size_t size,
+                                                uint32_t elem_size) {
+  if (elem_size != 0 && size % elem_size != 0)
+    return make_error(store_errc::invalid_argument,
+                      "a typed buffer of " + std::to_string(size)
+                        + " bytes is not a whole number of elements of "
+                        + std::to_string(elem_size) + " bytes");
   if (auto w = internal::current_worker())
-    return internal::make_in_place_writer(*w, size);
-  return internal::make_heap_writer(size);
+    return internal::make_in_place_writer(*w, size, elem_size);
+  return internal::make_heap_writer(size, elem_size);
 }
 
 std::optional<int> run_worker_if_requested() {

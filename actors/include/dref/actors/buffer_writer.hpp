@@ -1,12 +1,16 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <string>
+#include <type_traits>
 #include <utility>
 
 #include "caf/expected.hpp"
 
 #include "dref/store/buffer.hpp"
+#include "dref/store/error.hpp"
 
 namespace dref {
 
@@ -20,6 +24,10 @@ namespace dref {
 /// store, mapped read-write into this process; elsewhere (the driver, a
 /// worker without a node store, small sizes, or a full store) on the heap.
 /// `finish()` ends the writing and returns the bytes as a `dref::buffer`.
+/// Made with an element size (`make_buffer_writer(size, elem_size)`, or
+/// through `array_writer<T>`), the buffer is typed: it records the element
+/// size, in its serialized form too, and `as_array<T>()` views it in every
+/// process that reads it. `data()` is aligned to `buffer_alignment`.
 /// When a task returns that buffer (the buffer itself, as its result), the
 /// runtime seals the segment as the task's result: the bytes the task wrote
 /// are the bytes every reader maps. Returned inside another value, passed
@@ -46,11 +54,13 @@ public:
   buffer_writer() = default;
 
   /// For the runtime (`make_buffer_writer`): `size` writable bytes at
-  /// `data`, kept valid by `keep`.
-  buffer_writer(char* data, size_t size, bool in_node_store,
-                std::shared_ptr<const void> keep) noexcept
+  /// `data`, kept valid by `keep`, holding elements of `elem_size` bytes
+  /// (0: plain bytes).
+  buffer_writer(char* data, size_t size, uint32_t elem_size,
+                bool in_node_store, std::shared_ptr<const void> keep) noexcept
     : data_(data),
       size_(size),
+      elem_size_(elem_size),
       in_node_store_(in_node_store),
       keep_(std::move(keep)) {
     // nop
@@ -59,6 +69,7 @@ public:
   buffer_writer(buffer_writer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       size_(std::exchange(other.size_, 0)),
+      elem_size_(std::exchange(other.elem_size_, 0)),
       in_node_store_(std::exchange(other.in_node_store_, false)),
       keep_(std::move(other.keep_)) {
     // nop
@@ -68,6 +79,7 @@ public:
     if (this != &other) {
       data_ = std::exchange(other.data_, nullptr);
       size_ = std::exchange(other.size_, 0);
+      elem_size_ = std::exchange(other.elem_size_, 0);
       in_node_store_ = std::exchange(other.in_node_store_, false);
       keep_ = std::move(other.keep_);
     }
@@ -86,6 +98,11 @@ public:
     return size_;
   }
 
+  /// The element size the finished buffer records (0: plain bytes).
+  uint32_t elem_size() const noexcept {
+    return elem_size_;
+  }
+
   /// True if the bytes lie in a node-store segment (else on the heap).
   bool in_node_store() const noexcept {
     return in_node_store_;
@@ -94,9 +111,10 @@ public:
   /// Ends the writing: the same bytes, no copy, as an immutable buffer.
   /// The writer is empty afterwards.
   buffer finish() && {
-    buffer result{data_, size_, 0, std::move(keep_)};
+    buffer result{data_, size_, elem_size_, std::move(keep_)};
     data_ = nullptr;
     size_ = 0;
+    elem_size_ = 0;
     in_node_store_ = false;
     return result;
   }
@@ -104,6 +122,7 @@ public:
 private:
   char* data_ = nullptr;
   size_t size_ = 0;
+  uint32_t elem_size_ = 0;
   bool in_node_store_ = false;
   std::shared_ptr<const void> keep_;
 };
@@ -115,5 +134,97 @@ private:
 /// as any large result the store refuses). Errors: `store_full` if not even
 /// the heap has room (`new` failed).
 caf::expected<buffer_writer> make_buffer_writer(size_t size);
+
+/// The same for a typed buffer: `size` bytes holding elements of
+/// `elem_size` bytes (0: plain bytes, as above). The finished buffer
+/// records `elem_size`, so `as_array<T>()` with `sizeof(T) == elem_size`
+/// views it, wherever it is read; its bytes are aligned to
+/// `buffer_alignment` (in the node store and on the heap alike). Errors:
+/// `store_errc::invalid_argument` if `size` is not a multiple of
+/// `elem_size`; `store_full` as above. `make_array_writer<T>` says the
+/// same with a type.
+caf::expected<buffer_writer> make_buffer_writer(size_t size,
+                                                uint32_t elem_size);
+
+/// Writable room for `size()` elements of the trivially copyable type `T`
+/// that becomes a typed `dref::buffer` without a copy (`as_array<T>()`
+/// views it): a `buffer_writer` of `size() * sizeof(T)` bytes recording
+/// `sizeof(T)` as the element size. Made by `make_array_writer<T>`.
+///
+/// Who may touch it, invariant, who frees: as `buffer_writer` (which it
+/// holds); `data()` is aligned to `buffer_alignment`, so for `T`. The
+/// elements are not initialized: write each one before `finish()`.
+template <class T>
+class array_writer {
+public:
+  static_assert(std::is_trivially_copyable_v<T>,
+                "a typed buffer holds a trivially copyable type");
+  static_assert(alignof(T) <= buffer_alignment,
+                "a typed buffer is aligned to 16 bytes only");
+
+  array_writer() = default;
+
+  /// For `make_array_writer`: the bytes of `w` (a multiple of `sizeof(T)`,
+  /// recording `sizeof(T)`).
+  explicit array_writer(buffer_writer w) noexcept : bytes_(std::move(w)) {
+    // nop
+  }
+
+  /// The elements to fill (not initialized).
+  T* data() const noexcept {
+    return reinterpret_cast<T*>(bytes_.data());
+  }
+
+  /// The number of elements.
+  size_t size() const noexcept {
+    return bytes_.size() / sizeof(T);
+  }
+
+  T& operator[](size_t i) const noexcept {
+    return data()[i];
+  }
+
+  T* begin() const noexcept {
+    return data();
+  }
+
+  T* end() const noexcept {
+    return data() + size();
+  }
+
+  /// True if the elements lie in a node-store segment (else on the heap).
+  bool in_node_store() const noexcept {
+    return bytes_.in_node_store();
+  }
+
+  /// Ends the writing: the same bytes, no copy, as an immutable typed
+  /// buffer (`elem_size() == sizeof(T)`). The writer is empty afterwards.
+  buffer finish() && {
+    return std::move(bytes_).finish();
+  }
+
+private:
+  buffer_writer bytes_;
+};
+
+/// Writable room for `count` elements of `T` (see `array_writer` and
+/// `make_buffer_writer`): in the node store inside a worker when the array
+/// is above the inline limit, else on the heap. Errors: `invalid_argument`
+/// if `count * sizeof(T)` overflows; `store_full` if not even the heap has
+/// room.
+template <class T>
+caf::expected<array_writer<T>> make_array_writer(size_t count) {
+  static_assert(sizeof(T) <= UINT32_MAX);
+  if (count > SIZE_MAX / sizeof(T))
+    return make_error(store_errc::invalid_argument,
+                      "an array of " + std::to_string(count)
+                        + " elements of " + std::to_string(sizeof(T))
+                        + " bytes is larger than memory");
+  auto w = make_buffer_writer(count * sizeof(T),
+                              static_cast<uint32_t>(sizeof(T)));
+  if (!w)
+    return std::move(w.error());
+  return array_writer<T>{std::move(*w)};
+}
 
 } // namespace dref

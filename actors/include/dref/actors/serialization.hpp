@@ -110,18 +110,39 @@ private:
 
 namespace detail {
 
-/// Writes a buffer as a sequence of `size()` bytes (begin_sequence, one
-/// apply_raw, end_sequence): the same bytes as a `std::vector<char>`.
+/// The serialized form of a `dref::buffer`, version 2 (docs/formats.md):
+/// a 16-byte header, then the bytes.
+///   0  u8 0x80, u8 0x00  the mark: an overlong varint of 0, which CAF
+///                        never writes, so no version-1 buffer starts so
+///   2  u8 version (2)    3  u8 zero
+///   4  u32 element size (0: plain bytes)
+///   8  u64 byte count (a multiple of the element size)
+/// Integers little-endian. Version 1 (before it, still read): a CAF
+/// sequence, varint length then the bytes (as a `std::vector<char>`),
+/// plain bytes only.
+constexpr size_t buffer_header_size = 16;
+constexpr uint8_t buffer_format_version = 2;
+
+/// Writes the version-2 header of a buffer of `size` bytes of elements of
+/// `elem_size` bytes to `out`.
+void encode_buffer_header(char* out, uint64_t size, uint32_t elem_size);
+
+/// Writes a buffer in version 2: its header, then its bytes (one apply_raw
+/// each). Fails with `serialization_failed` for a typed buffer whose size
+/// is not a whole number of elements.
 caf::error save_buffer(caf::serializer& f, const buffer& x);
 
-/// Reads a buffer written by `save_buffer`: a view when the bytes lie in a
-/// source of the current `zero_copy_scope` (and `f` is a binary
-/// deserializer), else a heap-owned copy.
+/// Reads a buffer of either version: a view when the bytes lie in a source
+/// of the current `zero_copy_scope` (and `f` is a binary deserializer) and,
+/// for a typed buffer, are aligned to `buffer_alignment`; else a copy on
+/// the heap. Fails with `serialization_failed` for an unknown version, a
+/// size that is not a whole number of elements, or too few bytes.
 caf::error load_buffer(caf::deserializer& f, buffer& x);
 
 } // namespace detail
 
-/// Serializes a `dref::buffer` as a length-prefixed byte sequence; see
+/// Serializes a `dref::buffer` with its element size (version 2 of its
+/// form, see `detail::buffer_header_size`); reads version 1 too. See
 /// `zero_copy_scope` for when reading it back copies nothing.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, buffer& x) {
