@@ -134,6 +134,8 @@ caf::error make_arg(X&& x, const ref_context* ctx, task_arg& out,
     if (x.context() != ctx)
       return make_error(actors_errc::invalid_argument,
                         "a ref owned by another runtime");
+    if (auto err = check_type(x))
+      return err;
     out.kind = arg_kind::owned_ref;
     out.ref = x.id(); // `x` outlives the submission (a full-expression)
     return caf::none;
@@ -333,9 +335,13 @@ public:
   }
 
   /// Waits at most `timeout` for the value of `x`. Errors: the task's own
-  /// (`task_failed`, `worker_died`, ...) or `actors_errc::timeout`.
+  /// (`task_failed`, `worker_died`, ...), `actors_errc::timeout`, or
+  /// `type_mismatch` when `x` was read from bytes naming a value of
+  /// another type (`check_type`).
   template <class T>
   caf::expected<T> get(const ref<T>& x, caf::timespan timeout = no_timeout) {
+    if (auto err = check_type(x))
+      return err;
     std::vector<object_id> held; // the refs inside, until they are read
     auto bytes = internal::get_blob(*impl_, x, timeout, held);
     if (!bytes) {

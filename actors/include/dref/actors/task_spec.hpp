@@ -21,7 +21,7 @@ namespace dref {
 
 /// Version of the messages between a driver and its workers. A worker built
 /// from another version is refused at registration.
-constexpr uint32_t cluster_protocol_version = 8;
+constexpr uint32_t cluster_protocol_version = 9;
 
 /// What a task does.
 enum class task_kind : uint8_t {
