@@ -7,8 +7,13 @@ namespace dref {
 
 uint64_t new_owner_id() {
   std::random_device rd;
-  uint64_t x = (uint64_t{rd()} << 32) ^ rd();
-  return x == 0 ? 1 : x;
+  for (;;) {
+    uint64_t x = (uint64_t{rd()} << 32) ^ rd();
+    // 0 names nothing; the top 16 values mark ref descriptor formats
+    // (ref_descriptor_format2).
+    if (x != 0 && x < 0xFFFFFFFFFFFFFFF0ull)
+      return x;
+  }
 }
 
 std::string to_string(const object_id& x) {

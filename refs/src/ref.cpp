@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "dref/refs/error.hpp"
 
@@ -26,7 +27,24 @@ std::shared_ptr<ref_context> context_of_system(const caf::actor_system* sys) {
   return default_ctx;
 }
 
+// The type names of mismatched refs (`ref_base::mismatched_type`): one copy
+// of each, never freed, so that a ref holds a plain pointer to it. Bounded
+// by the number of distinct type names this process ever read.
+const std::string* intern_type(const std::string& name) {
+  static std::mutex mtx;
+  static auto names = new std::set<std::string>; // kept until exit
+  std::lock_guard<std::mutex> guard{mtx};
+  return &*names->insert(name).first;
+}
+
 } // namespace
+
+caf::error type_mismatch_error(const std::string& expected,
+                               const std::string& actual) {
+  return make_error(refs_errc::type_mismatch,
+                    "a ref<" + expected + "> names a value of type "
+                      + actual);
+}
 
 ref_context::~ref_context() {
   // nop
@@ -93,7 +111,7 @@ void write_ref(const ref_base& x, ref_descriptor& out,
 }
 
 caf::error read_ref(const ref_descriptor& d, ref_base& x,
-                    const caf::actor_system* sys) {
+                    const std::string& type, const caf::actor_system* sys) {
   if (!d.id.valid()) {
     x.reset();
     return caf::none;
@@ -109,6 +127,8 @@ caf::error read_ref(const ref_descriptor& d, ref_base& x,
                         + to_string(d.id) + ")");
   ctx->adopt(d);
   x = ref_base{d.id, std::move(ctx)};
+  if (!d.type.empty() && d.type != type)
+    x.mismatched_ = intern_type(d.type);
   return caf::none;
 }
 

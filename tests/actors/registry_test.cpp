@@ -224,7 +224,7 @@ TEST_CASE("a registered actor class is found by name and by type") {
   auto by_name = reg.actor_class("reg_test_counter");
   REQUIRE(by_name != nullptr);
   CHECK(by_name->name == "reg_test_counter");
-  CHECK(by_name->type == type_tag<reg_test_counter>());
+  CHECK(by_name->type == detail::class_key<reg_test_counter>());
   auto by_type = reg.actor_class(std::type_index{typeid(reg_test_counter)});
   CHECK(by_type == by_name);
   CHECK(reg.actor_class("reg_test_no_such_class") == nullptr);

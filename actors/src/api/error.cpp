@@ -44,6 +44,22 @@ void add_actors_error_category(caf::actor_system_config& cfg) {
   detail::add_error_category<actors_errc>(cfg, actors_category);
 }
 
+std::string render(const caf::error& err) {
+  if (!err)
+    return "none"; // CAF 0.17's to_string crashes on an empty error
+  auto cat = err.category();
+  if (cat == refs_category)
+    return detail::render_error<refs_errc>(err.code(), cat, err.context());
+  if (cat == store_category)
+    return detail::render_error<store_errc>(err.code(), cat, err.context());
+  if (cat == persist_category)
+    return detail::render_error<persist_errc>(err.code(), cat,
+                                              err.context());
+  if (cat == actors_category)
+    return detail::render_error<actors_errc>(err.code(), cat, err.context());
+  return caf::to_string(err);
+}
+
 void add_dref_error_categories(caf::actor_system_config& cfg) {
   add_refs_error_category(cfg);
   add_store_error_category(cfg);

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "caf/atom.hpp"
 #include "caf/error.hpp"
@@ -47,5 +48,22 @@ void add_actors_error_category(caf::actor_system_config& cfg);
 
 /// Registers the error categories of every dref folder with `cfg`.
 void add_dref_error_categories(caf::actor_system_config& cfg);
+
+/// `err` in words, without an actor system: an error of any dref category
+/// (`refs_errc`, `store_errc`, `persist_errc`, `actors_errc`) as its
+/// category, its code's name and its context, "dref_refs: type_mismatch
+/// (a ref<int64> names a value of type std::string)", the same text as
+/// `system().render(err)`; any other error as CAF renders it
+/// (`caf::to_string`). An empty error (no error) renders as "none".
+std::string render(const caf::error& err);
+
+/// `render(err)`, as `dref::to_string(err)`. A template only so that an
+/// unqualified `to_string(err)` (which also finds `caf::to_string` by
+/// argument-dependent lookup) stays unambiguous and keeps meaning CAF's.
+template <class Error,
+          class = std::enable_if_t<std::is_same_v<Error, caf::error>>>
+std::string to_string(const Error& err) {
+  return render(err);
+}
 
 } // namespace dref

@@ -7,6 +7,7 @@
 #include <tuple>
 #include <type_traits>
 #include <typeindex>
+#include <typeinfo>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -66,7 +67,12 @@ struct state_entry {
 
 /// A class registered with DREF_ACTOR.
 struct actor_class_entry {
+  /// The class's name as DREF_ACTOR spells it: what tasks, checkpoints
+  /// and messages call it.
   std::string name;
+  /// `detail::class_key` of the class: the key of its constructors and
+  /// state in this registry, inside one process only (never sent, never
+  /// shown).
   std::string type;
   std::vector<method_entry> methods;
 };
@@ -157,6 +163,16 @@ struct method_traits<R (C::*)(As...) const noexcept>
   : method_traits<R (C::*)(As...)> {
   static constexpr bool is_const = true;
 };
+
+/// The registry's key of an actor class `C` (its constructors, its
+/// state): the compiler's name of the type, unique within the program.
+/// Not `type_tag<C>()`, which would construct a `C` to read the name its
+/// `inspect` gives, and which two classes may share.
+template <class C>
+const std::string& class_key() {
+  static const std::string key = typeid(C).name();
+  return key;
+}
 
 template <class Tuple, size_t... Is>
 std::vector<std::string> type_tags(std::index_sequence<Is...>) {
@@ -280,7 +296,7 @@ struct class_registrar {
   class_registrar(const char* name, const char* method_names, Ms... ms) {
     actor_class_entry e;
     e.name = name;
-    e.type = type_tag<C>();
+    e.type = class_key<C>();
     auto names = split_names(method_names, sizeof...(Ms));
     size_t i = 0;
     (e.methods.push_back(make_method<C>(names[i++].c_str(), ms)), ...);
@@ -331,7 +347,7 @@ struct constructor_registrar {
         },
         std::move(vals));
     };
-    auto key = registry::constructor_key(type_tag<C>(), e.arg_types);
+    auto key = registry::constructor_key(class_key<C>(), e.arg_types);
     registry::instance().add_constructor(key, std::move(e));
     return true;
   }
@@ -361,7 +377,7 @@ struct state_registrar {
         return err;
       return std::static_pointer_cast<void>(obj);
     };
-    registry::instance().add_state(type_tag<C>(), std::move(e));
+    registry::instance().add_state(class_key<C>(), std::move(e));
     return true;
   }
 };

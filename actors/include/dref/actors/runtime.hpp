@@ -120,7 +120,28 @@ caf::error write_arg(const P& x, const ref_context* ctx, task_arg& out,
   return caf::none;
 }
 
-// Turns one argument into a task_arg for a parameter of type P.
+template <class To, class From, class = void>
+struct brace_convertible : std::false_type {};
+
+template <class To, class From>
+struct brace_convertible<To, From,
+                         std::void_t<decltype(To{std::declval<From>()})>>
+  : std::true_type {};
+
+// True when a `D` converts to a `P` only by narrowing (as C++ defines it
+// for braced initialization, by type: `double` to `int32_t`, `int` to
+// `uint64_t`, `int64_t` to `int32_t`, `int` to `double`).
+template <class P, class D>
+constexpr bool is_narrowing_v
+  = (std::is_arithmetic_v<P> || std::is_enum_v<P>)
+    && (std::is_arithmetic_v<D> || std::is_enum_v<D>)
+    && !brace_convertible<P, D>::value;
+
+// Turns one argument into a task_arg for a parameter of type P. An
+// argument converts as in a direct call of the function, except that a
+// narrowing conversion is refused (the worker would compute with another
+// value than the caller wrote); a ref<T> passes for a parameter of type T
+// or ref<T> only.
 template <class P, class X>
 caf::error make_arg(X&& x, const ref_context* ctx, task_arg& out,
                     std::vector<ref_base>& keep) {
@@ -134,14 +155,33 @@ caf::error make_arg(X&& x, const ref_context* ctx, task_arg& out,
     if (x.context() != ctx)
       return make_error(actors_errc::invalid_argument,
                         "a ref owned by another runtime");
+    if (auto err = check_type(x))
+      return err;
     out.kind = arg_kind::owned_ref;
     out.ref = x.id(); // `x` outlives the submission (a full-expression)
     return caf::none;
+  } else if constexpr (is_ref<D>::value && !std::is_same_v<D, P>) {
+    static_assert(std::is_same_v<D, P>,
+                  "a ref<U> may only be passed for a parameter of type "
+                  "ref<U> or U, never for a ref<T> of another type T");
+    return caf::none; // not reached: refused above
   } else if constexpr (std::is_same_v<D, P>) {
     return write_arg<P>(x, ctx, out, keep);
   } else {
-    P tmp(std::forward<X>(x));
-    return write_arg<P>(tmp, ctx, out, keep);
+    static_assert(!is_narrowing_v<P, D>,
+                  "narrowing argument: it does not fit the parameter's type "
+                  "in every case (e.g. 1.5 for an int32_t, an int for a "
+                  "uint64_t or a double); pass a value of the parameter's "
+                  "type, e.g. int32_t{2} or static_cast<int32_t>(x)");
+    static_assert(std::is_convertible_v<X&&, P>,
+                  "this argument does not convert implicitly to the "
+                  "parameter's type");
+    if constexpr (std::is_convertible_v<X&&, P> && !is_narrowing_v<P, D>) {
+      P tmp(std::forward<X>(x));
+      return write_arg<P>(tmp, ctx, out, keep);
+    } else {
+      return caf::none; // not reached: refused above
+    }
   }
 }
 
@@ -333,9 +373,13 @@ public:
   }
 
   /// Waits at most `timeout` for the value of `x`. Errors: the task's own
-  /// (`task_failed`, `worker_died`, ...) or `actors_errc::timeout`.
+  /// (`task_failed`, `worker_died`, ...), `actors_errc::timeout`, or
+  /// `type_mismatch` when `x` was read from bytes naming a value of
+  /// another type (`check_type`).
   template <class T>
   caf::expected<T> get(const ref<T>& x, caf::timespan timeout = no_timeout) {
+    if (auto err = check_type(x))
+      return err;
     std::vector<object_id> held; // the refs inside, until they are read
     auto bytes = internal::get_blob(*impl_, x, timeout, held);
     if (!bytes) {

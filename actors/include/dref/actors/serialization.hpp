@@ -3,7 +3,6 @@
 #include <cstddef>
 #include <cstring>
 #include <string>
-#include <typeinfo>
 #include <type_traits>
 #include <vector>
 
@@ -19,6 +18,7 @@
 #include "dref/refs/error.hpp"
 #include "dref/refs/fwd.hpp"
 #include "dref/refs/ref.hpp"
+#include "dref/refs/type_tag.hpp"
 #include "dref/store/buffer.hpp"
 
 namespace dref {
@@ -39,15 +39,6 @@ typename Inspector::result_type inspect(Inspector& f, unit_t&) {
 template <class R>
 using result_type_t = std::conditional_t<std::is_void_v<R>, unit_t,
                                          std::decay_t<R>>;
-
-/// A name for `T` that is equal in every process running the same build;
-/// checked by workers so that a mismatch fails with `type_mismatch` instead
-/// of misreading bytes.
-template <class T>
-const std::string& type_tag() {
-  static const std::string tag = typeid(T).name();
-  return tag;
-}
 
 /// Serializes `x` into `out` (appending) with CAF's binary format.
 template <class T>

@@ -76,10 +76,13 @@ template <class T>
 
 /// Inside a task: the value of `x`, fetched from its owner when this worker
 /// does not hold it, waiting at most `timeout`. Errors: the object's own,
-/// `owner_died` as soon as the owner is known to be gone, `timeout`.
+/// `owner_died` as soon as the owner is known to be gone, `timeout`,
+/// `type_mismatch` when `x` names a value of another type (`check_type`).
 template <class T>
 caf::expected<T> get(const ref<T>& x,
                      caf::timespan timeout = std::chrono::seconds(30)) {
+  if (auto err = check_type(x))
+    return err;
   std::vector<object_id> held;
   auto bytes = internal::worker_get(x, timeout, held);
   if (!bytes) {

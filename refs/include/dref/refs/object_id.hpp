@@ -38,7 +38,8 @@ struct object_id {
 };
 
 /// A fresh random process id for the `owner` part of the ids a process
-/// makes (never 0).
+/// makes (never 0, never one of the top 16 values, which mark formats of
+/// `ref_descriptor`).
 uint64_t new_owner_id();
 
 /// Renders as `<owner hex>:<seq>`.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "dref/refs/fwd.hpp"
 #include "dref/refs/object_id.hpp"
 #include "dref/refs/ref_descriptor.hpp"
+#include "dref/refs/type_tag.hpp"
 
 namespace dref {
 
@@ -51,7 +53,9 @@ public:
 /// Each live `ref_base` holds exactly one local ref on its object: a copy
 /// adds one, destruction (or `reset`) removes one, a move transfers it. Who
 /// may touch it: any thread; a single `ref_base` object, like any value, is
-/// not to be mutated by two threads at once.
+/// not to be mutated by two threads at once. A ref read from a descriptor
+/// naming a value of another type than its `T` remembers that type
+/// (`mismatched_type`): reading its value fails with `type_mismatch`.
 class ref_base {
 public:
   ref_base() noexcept = default;
@@ -62,14 +66,17 @@ public:
     // nop
   }
 
-  ref_base(const ref_base& other) noexcept : id_(other.id_), ctx_(other.ctx_) {
+  ref_base(const ref_base& other) noexcept
+    : id_(other.id_), ctx_(other.ctx_), mismatched_(other.mismatched_) {
     if (ctx_)
       ctx_->add_local_ref(id_);
   }
 
   ref_base(ref_base&& other) noexcept
-    : id_(other.id_), ctx_(std::move(other.ctx_)) {
+    : id_(other.id_), ctx_(std::move(other.ctx_)),
+      mismatched_(other.mismatched_) {
     other.id_ = object_id{};
+    other.mismatched_ = nullptr;
   }
 
   ref_base& operator=(const ref_base& other) noexcept {
@@ -99,11 +106,13 @@ public:
       ctx_.reset();
     }
     id_ = object_id{};
+    mismatched_ = nullptr;
   }
 
   void swap(ref_base& other) noexcept {
     std::swap(id_, other.id_);
     ctx_.swap(other.ctx_);
+    std::swap(mismatched_, other.mismatched_);
   }
 
   const object_id& id() const noexcept {
@@ -136,12 +145,26 @@ public:
     auto id = id_;
     ctx_.reset();
     id_ = object_id{};
+    mismatched_ = nullptr;
     return id;
   }
 
+  /// The `type_tag` of the value this ref names when the descriptor it was
+  /// read from named another type than the `T` of the `ref<T>` it was read
+  /// as; null otherwise (also for every ref made in this process). Written
+  /// out again, the ref keeps naming that type.
+  const std::string* mismatched_type() const noexcept {
+    return mismatched_;
+  }
+
 private:
+  friend caf::error read_ref(const ref_descriptor&, ref_base&,
+                             const std::string&, const caf::actor_system*);
+
   object_id id_;
   std::shared_ptr<ref_context> ctx_;
+  /// Interned (kept until exit), see `mismatched_type`.
+  const std::string* mismatched_ = nullptr;
 };
 
 /// A reference to an immutable value of type `T` somewhere in the cluster.
@@ -151,6 +174,12 @@ private:
 /// when the last ref (and the last task that reads it) is gone, the owner
 /// frees the value everywhere. Fetch it with `runtime::get`, pass it to
 /// further calls, or resolve it inside an actor with `dref::then`.
+///
+/// A `ref<U>` never becomes a `ref<T>` of another type: neither by copy nor
+/// by move (the constructor is deleted), nor as a call's argument (checked
+/// at compile time). Only the untyped `ref_base` the runtime makes turns
+/// into a typed ref, and a ref read from bytes naming another type fails
+/// its reads with `type_mismatch` (see `check_type`).
 template <class T>
 class ref : public ref_base {
 public:
@@ -160,11 +189,34 @@ public:
 
   ref() noexcept = default;
 
-  /// Adopts the local ref held by `x` (which becomes empty).
+  /// Adopts the local ref held by `x` (which becomes empty). For the
+  /// runtime, which makes refs untyped.
   explicit ref(ref_base&& x) noexcept : ref_base(std::move(x)) {
     // nop
   }
+
+  /// A ref to a value of another type is not a ref to a `T`.
+  template <class U, class = std::enable_if_t<!std::is_same_v<U, T>>>
+  explicit ref(ref<U>&&) = delete;
+
+  template <class U, class = std::enable_if_t<!std::is_same_v<U, T>>>
+  explicit ref(const ref<U>&) = delete;
 };
+
+/// The error of reading the value of a ref that names a value of type
+/// `actual` as a `ref<expected>` (`type_mismatch`, naming both).
+caf::error type_mismatch_error(const std::string& expected,
+                               const std::string& actual);
+
+/// `type_mismatch` naming both types when `x` was read from a descriptor
+/// of a value of another type than `T` (see `ref_base::mismatched_type`);
+/// none otherwise. Every read of a ref's value checks it first.
+template <class T>
+caf::error check_type(const ref<T>& x) {
+  if (auto actual = x.mismatched_type())
+    return type_mismatch_error(type_tag<T>(), *actual);
+  return caf::none;
+}
 
 /// While alive, every ref serialized on this thread (by `to_blob` or any CAF
 /// serializer) is also copied into `out`: the caller learns which refs a
@@ -198,7 +250,7 @@ private:
   ref_read_scope* prev_;
 
   friend caf::error read_ref(const ref_descriptor&, ref_base&,
-                             const caf::actor_system*);
+                             const std::string&, const caf::actor_system*);
 };
 
 /// Sets the context that adopts refs read outside any `ref_read_scope`
@@ -215,14 +267,18 @@ void unregister_system_context(const caf::actor_system* sys);
 
 /// Describes `x` for the wire and, inside a `ref_collect_scope`, records it.
 /// Serialized by actor system `sys` (a CAF message leaving it) outside any
-/// scope, the ref gets a transit hold.
+/// scope, the ref gets a transit hold. `out.type` is the caller's to set.
 void write_ref(const ref_base& x, ref_descriptor& out,
                const caf::actor_system* sys = nullptr);
 
 /// Makes `x` a ref adopted by the current read context: the innermost
 /// `ref_read_scope`, else the context registered for `sys` (a CAF message
-/// arriving there), else the process default.
+/// arriving there), else the process default. `type` is the `type_tag` of
+/// the value type `x` is read as: when `d` names another type, `x` is
+/// adopted all the same (the protocol's counts stay right) and remembers
+/// `d.type` (`mismatched_type`), so that reading its value fails.
 caf::error read_ref(const ref_descriptor& d, ref_base& x,
+                    const std::string& type,
                     const caf::actor_system* sys = nullptr);
 
 namespace detail {
@@ -248,17 +304,21 @@ const caf::actor_system* system_of(Inspector& f) {
 
 } // namespace detail
 
-/// A ref inside a value: written as its `ref_descriptor`; reading it back
-/// adopts the ref in the reading process (see `ref_read_scope`).
+/// A ref inside a value: written as its `ref_descriptor`, which names the
+/// value's type; reading it back adopts the ref in the reading process (see
+/// `ref_read_scope`) and checks that type against `T`.
 template <class Inspector, class T>
 typename Inspector::result_type inspect(Inspector& f, ref<T>& x) {
   ref_descriptor d;
   if constexpr (Inspector::reads_state) {
     write_ref(x, d, detail::system_of(f));
+    auto actual = x.mismatched_type();
+    d.type = actual != nullptr ? *actual : type_tag<T>();
     return f(caf::meta::type_name("dref.ref"), d);
   } else {
-    auto load = caf::meta::load_callback(
-      [&]() -> caf::error { return read_ref(d, x, detail::system_of(f)); });
+    auto load = caf::meta::load_callback([&]() -> caf::error {
+      return read_ref(d, x, type_tag<T>(), detail::system_of(f));
+    });
     return f(caf::meta::type_name("dref.ref"), d, load);
   }
 }
