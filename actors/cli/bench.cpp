@@ -28,6 +28,17 @@ int32_t bench_noop() {
   return 0;
 }
 
+// Inside a worker: calls `n` no-op tasks (this worker owns their results)
+// and waits for all; the number that completed.
+int64_t bench_fan_out(int64_t n) {
+  std::vector<dref::ref<int32_t>> refs;
+  refs.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    refs.push_back(dref::call(bench_noop));
+  auto res = dref::wait(refs, refs.size(), std::chrono::seconds{60});
+  return static_cast<int64_t>(res.ready.size());
+}
+
 int64_t bench_inc(int64_t x) {
   return x + 1;
 }
@@ -120,6 +131,7 @@ DREF_ACTOR(bench_node, &bench_node::pid, &bench_node::make,
            &bench_node::make_vector, &bench_node::last_fill_us, &bench_node::get_us,
            &bench_node::size_of);
 DREF_REMOTE(bench_noop);
+DREF_REMOTE(bench_fan_out);
 DREF_REMOTE(bench_inc);
 DREF_ACTOR(bench_counter, &bench_counter::bump);
 
@@ -281,6 +293,15 @@ std::vector<figure> run_bench(const bench_options& opts) {
     auto res = rt.wait(refs, refs.size(), std::chrono::seconds{60});
     auto rate = static_cast<double>(opts.tasks) / seconds_since(t0);
     return res.not_ready.empty() ? rate : 0.0;
+  });
+  // The same fan-out from inside a worker (issue 11): a task calls the
+  // tasks and owns their results.
+  auto nested_async = best_of(opts.repeat, true, [&] {
+    auto n = static_cast<int64_t>(opts.tasks);
+    auto t0 = clock_type::now();
+    auto done = rt.get(rt.call(bench_fan_out, n), std::chrono::seconds{120});
+    auto rate = static_cast<double>(opts.tasks) / seconds_since(t0);
+    return done && *done == n ? rate : 0.0;
   });
   auto counter = rt.spawn<bench_counter>();
   rt.get(counter.created(), std::chrono::seconds{30});
@@ -481,6 +502,7 @@ std::vector<figure> run_bench(const bench_options& opts) {
   }
   emit("tasks_sync", tasks_sync, "tasks/s");
   emit("tasks_async", tasks_async, "tasks/s");
+  emit("nested_tasks_async", nested_async, "tasks/s");
   emit("actor_calls_sync", actor_sync, "calls/s");
   emit("actor_calls_async", actor_async, "calls/s");
   emit(fmt::format("chain_refs_{}", opts.chain), chain, "ms");
@@ -513,6 +535,8 @@ std::vector<figure> run_bench(const bench_options& opts) {
   emit("tasks_sync_vs_baseline", tasks_sync / base_sync, "ratio");
   emit("tasks_async_vs_baseline", tasks_async / base_async, "ratio");
   emit("actor_calls_sync_vs_baseline", actor_sync / base_sync, "ratio");
+  emit("nested_tasks_async_vs_tasks_async", nested_async / tasks_async,
+       "ratio");
   return out;
 }
 

@@ -197,7 +197,9 @@ int32_t open_sink() {
   auto sys = dref::worker_system();
   if (sys == nullptr)
     throw std::runtime_error("not in a worker");
-  auto sink = sys->spawn(sink_fn);
+  // Detached: its handler reads refs with a blocking dref::get, which a
+  // scheduler thread refuses (would_block).
+  auto sink = sys->spawn<caf::detached>(sink_fn);
   auto port = sys->middleman().publish(sink, 0, "127.0.0.1");
   if (!port)
     throw std::runtime_error(sys->render(port.error()));

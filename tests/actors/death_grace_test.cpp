@@ -85,7 +85,9 @@ public:
     auto sys = dref::worker_system();
     if (sys == nullptr)
       throw std::runtime_error("not in a worker");
-    q_ = sys->spawn(receiver_fn);
+    // Detached: its handler reads with a blocking dref::get, which a
+    // scheduler thread refuses (would_block).
+    q_ = sys->spawn<caf::detached>(receiver_fn);
     auto port = sys->middleman().publish(q_, 0, "127.0.0.1");
     if (!port)
       throw std::runtime_error(sys->render(port.error()));

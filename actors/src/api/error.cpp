@@ -27,6 +27,8 @@ std::string to_string(actors_errc x) {
       return "already_applied";
     case actors_errc::unknown_actor:
       return "unknown_actor";
+    case actors_errc::would_block:
+      return "would_block";
   }
   return "actors_errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

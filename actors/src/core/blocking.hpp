@@ -1,5 +1,9 @@
 #pragma once
 
+#include "caf/error.hpp"
+#include "caf/fwd.hpp"
+#include "caf/thread_hook.hpp"
+
 namespace dref::internal {
 
 /// Told when the thread it watches starts and stops waiting (for a value,
@@ -47,5 +51,27 @@ private:
 
 /// True on a thread that has a blocking observer (a worker's task thread).
 bool on_task_thread() noexcept;
+
+/// Marks the threads of an actor system's scheduler (CAF names them
+/// `caf.multiplexer` before it calls the hooks; the clock thread and
+/// detached actors' threads have other names), so that a blocking read on
+/// one of them is refused instead of starving the scheduler. Installed by
+/// `configure_system` in every process.
+class scheduler_thread_hook : public caf::thread_hook {
+public:
+  void init(caf::actor_system& sys) override;
+  void thread_started() override;
+  void thread_terminates() override;
+
+private:
+  caf::actor_system* sys_ = nullptr;
+};
+
+/// The actor system whose scheduler runs the calling thread, or null.
+const caf::actor_system* scheduler_of_this_thread() noexcept;
+
+/// `actors_errc::would_block` naming `what` when the calling thread belongs
+/// to the scheduler of `sys`, else none.
+caf::error check_may_block(const caf::actor_system& sys, const char* what);
 
 } // namespace dref::internal

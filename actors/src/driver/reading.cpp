@@ -3,6 +3,8 @@
 
 #include "driver/runtime_impl.hpp"
 
+#include "core/blocking.hpp"
+
 #include "dref/actors/error.hpp"
 
 namespace dref::internal {
@@ -20,6 +22,8 @@ caf::expected<buffer> runtime_impl::get_blob(const ref_base& x,
     return make_error(actors_errc::invalid_argument,
                       x.valid() ? "a ref owned by another runtime"
                                 : "an empty ref");
+  if (auto err = check_may_block(*sys_, "rt.get"))
+    return err;
   flush(); // the task that makes it may still be queued here
   auto res = refs_->read(x, timeout, held);
   if (!res && stopped_ && res.error() == actors_errc::runtime_down)
@@ -31,6 +35,8 @@ std::vector<bool>
 runtime_impl::wait_ids(const std::vector<const ref_base*>& xs, size_t n,
                        caf::timespan timeout) {
   flush(); // the tasks that make them may still be queued here
+  if (check_may_block(*sys_, "rt.wait"))
+    timeout = caf::timespan{0}; // a look, no wait, on the scheduler
   return refs_->wait_ready(xs, n, timeout);
 }
 

@@ -2,6 +2,8 @@
 
 #include "driver/runtime_impl.hpp"
 
+#include "core/blocking.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -114,6 +116,8 @@ void runtime_impl::start() {
   exit_cleanup_ = std::make_unique<exit_cleanup>();
   caf_cfg_ = std::make_unique<caf::actor_system_config>();
   configure_system(*caf_cfg_, cfg_);
+  // Blocking reads on the scheduler's own threads are refused.
+  caf_cfg_->add_thread_hook<scheduler_thread_hook>();
   sys_ = std::make_unique<caf::actor_system>(*caf_cfg_);
   // The driver's refs: every call's result, `rt.put`, and what it borrows.
   // It never waits for registrations (its protection-ending messages wait

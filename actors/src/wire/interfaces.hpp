@@ -74,7 +74,9 @@ using executor_actor = caf::typed_actor<
 using worker_control_actor = caf::typed_actor<
   caf::replies_to<stats_atom>::with<worker_stats>,
   caf::reacts_to<done_atom, worker_id, process_address,
-                 std::vector<task_result>>>;
+                 std::vector<task_result>>,
+  // Local only: send the calls batched so far (their timer).
+  caf::reacts_to<flush_atom>>;
 
 /// A worker introduces itself to its driver.
 struct worker_registration {

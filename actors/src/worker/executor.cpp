@@ -2,6 +2,7 @@
 
 #include "caf/all.hpp"
 
+#include "worker/worker_calls.hpp"
 #include "worker/worker_context.hpp"
 
 namespace dref::internal {
@@ -68,6 +69,8 @@ void run_one(worker_context& ctx, actor_table& actors, result_outbox& outbox,
   node_result_sink sink{ctx, t.result, ctx.inline_limit()};
   auto res = run_task(ctx, actors, t, saved, held, out_refs,
                       ctx.has_node() && t.result.valid() ? &sink : nullptr);
+  if (auto calls = ctx.calls())
+    calls->flush(); // the calls the task made leave with it at the latest
   if (!res && sink.written())
     ctx.free_in_node(t.result); // written, then the task failed
   if (!t.result.valid()) {

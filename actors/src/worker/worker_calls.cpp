@@ -31,15 +31,44 @@ ref_base worker_calls::submit(task_spec spec, const void* call_site) {
   auto made_by = std::make_shared<lineage>();
   made_by->function = task->name;
   made_by->task = task;
+  bool idle = false;
   {
     std::lock_guard<std::mutex> guard{refs.mutex()};
     refs.core().owned().add_pending(id, std::move(made_by), call_site);
     protect_args(refs.core(), *task, true);
+    idle = in_flight_.empty();
     in_flight_.emplace(id, task);
   }
-  caf::anon_send(scheduler_, submit_atom::value, ctx_.id(),
-                 std::vector<task_spec>{*task});
+  bool send_now = false;
+  bool arm = false;
+  {
+    std::lock_guard<std::mutex> guard{batch_mtx_};
+    batch_.push_back(*task);
+    send_now = idle || batch_.size() >= max_batch;
+    if (!send_now && !armed_)
+      arm = armed_ = true;
+  }
+  if (send_now)
+    flush();
+  else if (arm && timer_)
+    caf::delayed_anon_send(timer_, max_delay, flush_atom::value);
   return ref_base{id, ctx_.refs_ptr()};
+}
+
+void worker_calls::flush() {
+  std::vector<task_spec> batch;
+  {
+    std::lock_guard<std::mutex> guard{batch_mtx_};
+    if (batch_.empty())
+      return;
+    batch.swap(batch_);
+    armed_ = false;
+  }
+  caf::anon_send(scheduler_, submit_atom::value, ctx_.id(), std::move(batch));
+}
+
+void worker_calls::set_timer(caf::actor control) {
+  timer_ = std::move(control);
 }
 
 ref_base worker_calls::failed(caf::error err) {
@@ -82,6 +111,7 @@ void worker_calls::on_results(worker_id w, const process_address& at,
   }
   refs.settle();
   refs.ready(std::move(changed));
+  flush(); // results coming back keep the batches going
 }
 
 caf::actor worker_calls::location(worker_id w) {

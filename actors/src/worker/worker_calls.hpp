@@ -1,6 +1,8 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <mutex>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -26,7 +28,12 @@ class worker_context;
 ///    ownership table as pending, with the task as lineage; the arguments
 ///    are protected (`protect_args`); every ref argument names its owner
 ///    (`borrowed_ref`, `from`); the task goes to the scheduler
-///    (`submit_atom`). The caller gets the ref at once.
+///    (`submit_atom`): at once when none of this worker's calls is in
+///    flight (latency), else in the next batch, sent when the batch is
+///    full, when a task of this worker waits or ends, when results come
+///    back, or at most `max_delay` later (the control actor's timer):
+///    batching coalesces calls, never withholds them. The caller gets the
+///    ref at once.
 /// 2. The scheduler places and runs it like any task; the worker that ran
 ///    it keeps the result as a copy for this worker and reports it to the
 ///    scheduler, which forwards it (`done_atom`) with the worker keeping the
@@ -51,6 +58,12 @@ public:
   /// Step 1; errors become a failed ref.
   ref_base submit(task_spec spec, const void* call_site);
 
+  /// Sends the calls batched so far (step 1). Any thread.
+  void flush();
+
+  /// The actor whose timer bounds how long a batch waits (`flush_atom`).
+  void set_timer(caf::actor control);
+
   /// A ref owned by this worker that failed with `err` at once.
   ref_base failed(caf::error err);
 
@@ -65,9 +78,20 @@ public:
   /// Calls submitted and not yet answered.
   size_t in_flight();
 
+  /// Longest a batched call waits before it is sent.
+  static constexpr auto max_delay = std::chrono::milliseconds{2};
+
+  /// Most calls in one batch.
+  static constexpr size_t max_batch = 1024;
+
 private:
   worker_context& ctx_;
   driver_actor scheduler_;
+  caf::actor timer_;
+  // Calls not yet sent, and whether the timer is armed for them.
+  std::mutex batch_mtx_;
+  std::vector<task_spec> batch_;   // guarded by batch_mtx_
+  bool armed_ = false;             // guarded by batch_mtx_
   // Guarded by the ref mutex:
   std::unordered_map<object_id, std::shared_ptr<const task_spec>> in_flight_;
   std::unordered_map<worker_id, process_address> workers_;

@@ -18,6 +18,7 @@
 #include "caf/all.hpp"
 #include "caf/io/middleman.hpp"
 
+#include "core/blocking.hpp"
 #include "core/process_refs.hpp"
 #include "core/watched_request.hpp"
 #include "wire/interfaces.hpp"
@@ -55,6 +56,10 @@ control_fn(worker_control_actor::pointer, std::shared_ptr<worker_context> ctx,
           std::vector<task_result>& results) {
       if (auto calls = ctx->calls())
         calls->on_results(w, at, results);
+    },
+    [ctx](flush_atom) {
+      if (auto calls = ctx->calls())
+        calls->flush();
     },
     [ctx, actor_count](stats_atom) {
       auto [objects, bytes] = ctx->refs().values();
@@ -132,6 +137,8 @@ int run_worker(const worker_settings& ws) {
   cfg.scheduler_threads = std::max<size_t>(cfg.scheduler_threads, 3);
   caf::actor_system_config caf_cfg;
   configure_system(caf_cfg, cfg);
+  // Blocking reads on the scheduler's own threads are refused.
+  caf_cfg.add_thread_hook<scheduler_thread_hook>();
   caf::actor_system sys{caf_cfg};
   auto refs = make_refs(sys, ws, cfg);
   auto echo = sys.spawn(echo_fn);
@@ -174,6 +181,7 @@ int run_worker(const worker_settings& ws) {
   }
   actor_table actors;
   auto control = sys.spawn<caf::detached>(control_fn, ctx, actors.count);
+  ctx->calls()->set_timer(caf::actor_cast<caf::actor>(control));
   auto exec = sys.spawn(executor_fn, ctx, *driver, actors);
   worker_registration reg;
   reg.version = cluster_protocol_version;
@@ -268,6 +276,10 @@ caf::expected<buffer> worker_get(const ref_base& x, caf::timespan timeout,
     return make_error(actors_errc::invalid_argument,
                       "dref::get works inside a task in a worker; use "
                       "runtime::get in the driver");
+  if (auto err = check_may_block(w->system(), "dref::get"))
+    return err;
+  if (auto calls = w->calls())
+    calls->flush(); // the call that makes it may still be batched here
   return w->refs().read(x, timeout, held);
 }
 
@@ -295,6 +307,10 @@ std::vector<bool> worker_wait(const std::vector<const ref_base*>& xs,
   auto w = current_worker();
   if (!w)
     return std::vector<bool>(xs.size(), false);
+  if (check_may_block(w->system(), "dref::wait"))
+    timeout = caf::timespan{0}; // a look, no wait, on the scheduler
+  if (auto calls = w->calls())
+    calls->flush(); // the calls that make them may still be batched here
   return w->refs().wait_ready(xs, n, timeout);
 }
 

@@ -37,6 +37,11 @@ enum class actors_errc : uint8_t {
   /// No durable actor of that name exists (it has no checkpoint). Stop, or
   /// spawn it.
   unknown_actor = 8,
+  /// A blocking `get` (or a `wait` that would wait) was called on a thread
+  /// of the runtime's own actor scheduler, i.e. inside a CAF actor's
+  /// handler, where waiting starves the actors the value may depend on. A
+  /// bug: use `dref::then` there, or read from a task or your own thread.
+  would_block = 9,
 };
 
 constexpr caf::atom_value actors_category = caf::atom("dref_act");

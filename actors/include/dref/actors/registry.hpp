@@ -204,6 +204,13 @@ caf::expected<blob> write_result(Call&& call) {
     call();
     if (auto err = to_blob(unit_t{}, out))
       return err;
+  } else if constexpr (is_expected<std::decay_t<R>>::value) {
+    // The task failed without throwing: its error is the result's.
+    auto&& value = call();
+    if (!value)
+      return std::move(value.error());
+    if (auto err = write_value(*value, out))
+      return err;
   } else {
     // Large results may go straight into the node store (`write_value`).
     auto&& value = call();

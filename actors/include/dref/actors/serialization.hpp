@@ -8,6 +8,7 @@
 
 #include "caf/binary_deserializer.hpp"
 #include "caf/binary_serializer.hpp"
+#include "caf/expected.hpp"
 #include "caf/error.hpp"
 #include "caf/deserializer.hpp"
 #include "caf/detail/serialized_size.hpp"
@@ -35,10 +36,32 @@ typename Inspector::result_type inspect(Inspector& f, unit_t&) {
   return f(caf::meta::type_name("dref.unit"));
 }
 
-/// Maps a function's return type to the type its ref holds.
+namespace detail {
+
 template <class R>
-using result_type_t = std::conditional_t<std::is_void_v<R>, unit_t,
-                                         std::decay_t<R>>;
+struct result_type {
+  using type = std::conditional_t<std::is_void_v<R>, unit_t, std::decay_t<R>>;
+};
+
+// A task may return `caf::expected<T>` to fail without throwing: its ref
+// holds a `T`, and an error fails the task with that error as it is.
+template <class T>
+struct result_type<caf::expected<T>> {
+  using type = std::decay_t<T>;
+};
+
+template <class R>
+struct is_expected : std::false_type {};
+
+template <class T>
+struct is_expected<caf::expected<T>> : std::true_type {};
+
+} // namespace detail
+
+/// Maps a function's return type to the type its ref holds (`void`:
+/// `unit_t`; `caf::expected<T>`: `T`).
+template <class R>
+using result_type_t = typename detail::result_type<std::decay_t<R>>::type;
 
 /// Serializes `x` into `out` (appending) with CAF's binary format.
 template <class T>
