@@ -693,3 +693,37 @@ TEST_CASE("a task reading a value stored only at a removed worker fails with "
   CHECK(has_code(out.failures[0].second, refs_errc::object_lost));
   f.check_invariant();
 }
+
+TEST_CASE("while a replacement worker starts, a call is held rather than "
+          "queued behind the busy survivor, and goes to the replacement") {
+  fixture f;
+  f.add_workers();
+  auto [busy, wb] = f.producer_task(); // a long task on one worker
+  static_cast<void>(busy);
+  f.remove_worker(other(wb));          // the other died
+  f.d.set_starting(1);                 // and its replacement is starting
+  auto t = f.function();
+  auto out = f.submit(t);
+  CHECK(out.sends.empty());
+  CHECK(f.d.held() == 1);
+  // The replacement registers: the held call goes there, not to wb.
+  constexpr worker_id w3 = 3;
+  f.d.add_worker(w3, process_address{103, "127.0.0.1", 7003});
+  f.d.set_starting(0);
+  auto placed = f.retry();
+  REQUIRE(placed.sends.size() == 1);
+  CHECK(placed.sends[0].first == w3);
+  f.check_invariant();
+}
+
+TEST_CASE("with no replacement coming, a call goes to the busy survivor") {
+  fixture f;
+  f.add_workers();
+  auto [busy, wb] = f.producer_task();
+  static_cast<void>(busy);
+  f.remove_worker(other(wb));
+  auto out = f.submit(f.function());
+  REQUIRE(out.sends.size() == 1);
+  CHECK(out.sends[0].first == wb);
+  f.check_invariant();
+}

@@ -38,8 +38,19 @@ struct tally {
   }
 };
 
+// Writes its pid to `path`, then works for `seconds`; returns the pid.
+int32_t announce_and_work(std::string path, int32_t seconds) {
+  {
+    std::ofstream out{path};
+    out << getpid() << std::endl;
+  }
+  std::this_thread::sleep_for(std::chrono::seconds{seconds});
+  return static_cast<int32_t>(getpid());
+}
+
 } // namespace
 
+DREF_REMOTE(announce_and_work);
 DREF_REMOTE(hang_and_report);
 DREF_REMOTE(whoami);
 DREF_ACTOR(tally, &tally::bump, &tally::pid);
@@ -227,4 +238,49 @@ TEST_CASE("calling a method of a class never registered fails cleanly") {
     REQUIRE_FALSE(r);
     CHECK(test::is(r.error(), actors_errc::unknown_function));
   });
+}
+
+TEST_CASE("a call made just after a worker died runs on its replacement, not "
+          "queued behind a long task on the survivor") {
+  runtime rt{test::small_cluster(2)};
+  REQUIRE(rt.running());
+  auto path = "/tmp/dref-announce-" + std::to_string(getpid());
+  ::unlink(path.c_str());
+  auto busy = rt.call(announce_and_work, path, int32_t{5});
+  int survivor = 0;
+  for (int i = 0; i < 1000 && survivor == 0; ++i) {
+    std::ifstream in{path};
+    if (!(in >> survivor))
+      std::this_thread::sleep_for(10ms);
+  }
+  ::unlink(path.c_str());
+  REQUIRE(survivor > 0);
+  int victim = 0;
+  for (auto& w : rt.workers())
+    if (w.pid != survivor)
+      victim = w.pid;
+  REQUIRE(victim > 0);
+  REQUIRE(::kill(victim, SIGKILL) == 0);
+  // Until the driver notices, a call may still go to the dead worker and
+  // fail with worker_died; once it did, the next call must not wait for
+  // the survivor's long task.
+  caf::expected<int32_t> pid{caf::error{}};
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    pid = rt.get(rt.call(whoami), 20s);
+    if (pid || !test::is(pid.error(), actors_errc::worker_died))
+      break;
+  }
+  REQUIRE_MESSAGE(pid, test::why(pid));
+  CHECK(*pid != survivor);
+  CHECK(*pid != victim);
+  // The long task was still running when the call came back.
+  CHECK(rt.wait(std::vector<ref<int32_t>>{busy}, 1, caf::timespan{0})
+          .not_ready.size()
+        == 1);
+  auto done = rt.get(busy, 30s);
+  REQUIRE_MESSAGE(done, test::why(done));
+  CHECK(*done == survivor);
+  busy = {};
+  test::check_reaped({victim});
+  test::check_no_leaks(rt);
 }

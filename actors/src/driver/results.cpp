@@ -46,6 +46,7 @@ caf::error runtime_impl::on_register(const worker_registration& reg) {
     workers_[reg.id] = c;
     by_addr_[reg.executor.address()] = reg.id;
     dispatcher_.add_worker(reg.id, reg.address);
+    dispatcher_.set_starting(starting_.size());
     dispatch_result out;
     settle(out, changed);
   }
@@ -227,6 +228,10 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
                                       + ") owning the object died"),
                          now);
     core.drop_frees(w);
+    // A replacement is coming (started below): from now on calls wait for
+    // it rather than queue behind a busy survivor.
+    if (cfg_.restart_workers && !stopped_)
+      dispatcher_.set_starting(starting_.size() + 1);
     dispatch_result out;
     dispatcher_.remove_worker(w, out, restores);
     // The protections its tasks had (their arguments' submitted refs)
@@ -273,6 +278,11 @@ void runtime_impl::on_worker_down(const caf::actor_addr& who) {
   }
   {
     std::lock_guard<std::mutex> guard{refs_->mutex()};
+    // The replacements actually starting (none if the launch failed: the
+    // calls held for it go to the survivors).
+    dispatcher_.set_starting(starting_.size());
+    dispatch_result out;
+    settle(out, changed);
     check_capacity(changed);
   }
   refs_->settle();
@@ -287,6 +297,10 @@ void runtime_impl::on_start_deadline(int pid) {
   std::vector<object_id> changed;
   {
     std::lock_guard<std::mutex> guard{refs_->mutex()};
+    // No replacement is coming for it: tasks held for it go elsewhere.
+    dispatcher_.set_starting(starting_.size());
+    dispatch_result out;
+    settle(out, changed);
     check_capacity(changed);
   }
   refs_->settle();

@@ -353,6 +353,9 @@ dispatcher::try_function(const std::shared_ptr<const task_spec>& t,
     target = *stored_at;
   else
     target = least_loaded();
+  if (pending_at == nullptr && stored_at == nullptr && starting_ > 0
+      && workers_[target].load > 0)
+    return verdict::hold; // a replacement is coming: not behind a busy one
   return try_send(t, target, table, out);
 }
 

@@ -118,6 +118,15 @@ public:
   /// task is not in flight (e.g. its worker was already declared dead).
   bool completed(const object_id& result, dispatch_result& out);
 
+  /// `n` workers are starting (replacements of dead ones) and expected to
+  /// register soon. Meanwhile a function task with no argument pinning it
+  /// elsewhere is held rather than queued behind a busy worker; it goes to
+  /// the first worker that is idle or registers (`retry_held`), so a call
+  /// made just after a death does not wait for a long task on a survivor.
+  void set_starting(size_t n) {
+    starting_ = n;
+  }
+
   /// From now until the next `add_worker`, function tasks that find no
   /// worker fail with `err` instead of waiting (no worker is coming).
   void set_unavailable(caf::error err);
@@ -210,6 +219,7 @@ private:
   // table that holds the earlier instance's numbers).
   std::unordered_map<std::string, uint64_t> durable_calls_;
   bool resend_ = false;    // test hook: send durable calls twice
+  size_t starting_ = 0;    // workers expected to register soon
 };
 
 } // namespace dref::internal
