@@ -131,9 +131,9 @@ void ask_driver_for_kept_copies(process_refs& refs, caf::actor driver,
 int run_worker(const worker_settings& ws) {
   watch_lifeline();
   auto cfg = ws.to_config();
-  // The executor may block a thread for a whole task; the ref server must
-  // still answer other processes meanwhile, and a task that reads a ref
-  // blocks its thread while a helper actor waits for the answer.
+  // Tasks run on the task pool's threads; the scheduler's run the helper
+  // actors that wait for a task's reads, the ref server, the executor
+  // taking batches: at least three, so none waits for another.
   cfg.scheduler_threads = std::max<size_t>(cfg.scheduler_threads, 3);
   caf::actor_system_config caf_cfg;
   configure_system(caf_cfg, cfg);
