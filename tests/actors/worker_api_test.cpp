@@ -144,3 +144,43 @@ TEST_CASE("a task returning caf::expected fails with its own error, or "
   }
   test::check_no_leaks(rt);
 }
+
+namespace {
+
+// The same free functions inside a task: put, call, wait, get.
+int64_t api_free_functions_here(int64_t x) {
+  auto p = dref::put(x).value();
+  auto c = dref::call(api_twice, p);
+  auto w = dref::wait(std::vector<ref<int64_t>>{c}, 1);
+  if (w.ready.size() != 1)
+    return -1;
+  return dref::get(c).value() + dref::get(p).value();
+}
+
+} // namespace
+
+DREF_REMOTE(api_free_functions_here);
+
+TEST_CASE("dref::call, get, wait and put mean the same in the driver as in "
+          "a task") {
+  runtime rt{test::small_cluster(2)};
+  REQUIRE(rt.running());
+  {
+    // In the driver: the free functions act on the running runtime.
+    auto p = dref::put(int64_t{7});
+    REQUIRE_MESSAGE(p, test::why(p));
+    auto c = dref::call(api_twice, *p);
+    REQUIRE(c.valid());
+    auto w = dref::wait(std::vector<ref<int64_t>>{c}, 1, 30s);
+    CHECK(w.ready.size() == 1);
+    auto v = dref::get(c);
+    REQUIRE_MESSAGE(v, test::why(v));
+    CHECK(*v == 14);
+    CHECK(rt.get(c).value() == 14); // one object, read both ways
+    // The same code in a task.
+    auto t = dref::get(dref::call(api_free_functions_here, int64_t{7}));
+    REQUIRE_MESSAGE(t, test::why(t));
+    CHECK(*t == 21);
+  }
+  test::check_no_leaks(rt);
+}

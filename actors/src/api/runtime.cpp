@@ -97,9 +97,12 @@ runtime::runtime(config cfg) {
     std::exit(*rc);
   impl_ = std::make_shared<internal::runtime_impl>(std::move(cfg));
   impl_->start();
+  if (impl_->running())
+    internal::set_current_driver(impl_); // the free functions use it
 }
 
 runtime::~runtime() {
+  internal::clear_current_driver(impl_.get());
   impl_->stop();
 }
 

@@ -31,6 +31,7 @@
 
 #include "dref/actors/error.hpp"
 #include "dref/actors/task.hpp"
+#include "worker/worker_api.hpp"
 
 namespace dref {
 
@@ -41,11 +42,6 @@ namespace {
 // The worker, for task code (`dref::put`, `dref::get`).
 std::mutex current_mtx;
 std::shared_ptr<worker_context> current; // guarded by current_mtx
-
-std::shared_ptr<worker_context> current_worker() {
-  std::lock_guard<std::mutex> guard{current_mtx};
-  return current;
-}
 
 // Detached: taking results may connect to the worker keeping their copies.
 worker_control_actor::behavior_type
@@ -235,7 +231,12 @@ int run_worker(const worker_settings& ws) {
 
 // -- task code's API ----------------------------------------------------------
 
-caf::expected<ref_base> worker_put(const void* value, put_writer write) {
+std::shared_ptr<worker_context> current_worker() {
+  std::lock_guard<std::mutex> guard{current_mtx};
+  return current;
+}
+
+caf::expected<ref_base> put_in_worker(const void* value, put_writer write) {
   auto w = current_worker();
   if (!w)
     return make_error(actors_errc::invalid_argument,
@@ -269,7 +270,7 @@ caf::expected<ref_base> worker_put(const void* value, put_writer write) {
   return w->put(id, std::move(bytes), std::move(refs), !sink);
 }
 
-caf::expected<buffer> worker_get(const ref_base& x, caf::timespan timeout,
+caf::expected<buffer> get_in_worker(const ref_base& x, caf::timespan timeout,
                                  std::vector<object_id>& held) {
   auto w = current_worker();
   if (!w)
@@ -283,26 +284,26 @@ caf::expected<buffer> worker_get(const ref_base& x, caf::timespan timeout,
   return w->refs().read(x, timeout, held);
 }
 
-const ref_context* worker_refs() {
+const ref_context* refs_in_worker() {
   auto w = current_worker();
   return w ? &w->refs() : nullptr;
 }
 
-ref_base worker_submit(task_spec spec, const void* call_site) {
+ref_base submit_in_worker(task_spec spec, const void* call_site) {
   auto w = current_worker();
   if (!w || w->calls() == nullptr)
     return ref_base{};
   return w->calls()->submit(std::move(spec), call_site);
 }
 
-ref_base worker_failed(caf::error err) {
+ref_base failed_in_worker(caf::error err) {
   auto w = current_worker();
   if (!w || w->calls() == nullptr)
     return ref_base{};
   return w->calls()->failed(std::move(err));
 }
 
-std::vector<bool> worker_wait(const std::vector<const ref_base*>& xs,
+std::vector<bool> wait_in_worker(const std::vector<const ref_base*>& xs,
                               size_t n, caf::timespan timeout) {
   auto w = current_worker();
   if (!w)
@@ -314,7 +315,7 @@ std::vector<bool> worker_wait(const std::vector<const ref_base*>& xs,
   return w->refs().wait_ready(xs, n, timeout);
 }
 
-void worker_unhold(std::vector<object_id>& held) {
+void unhold_in_worker(std::vector<object_id>& held) {
   if (auto w = current_worker())
     w->refs().unhold(held);
 }

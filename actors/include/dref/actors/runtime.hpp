@@ -64,6 +64,11 @@ durable_actor(runtime_impl& rt, const std::string& name,
               const std::type_info& type,
               const std::function<caf::expected<std::shared_ptr<void>>()>& make);
 const ref_context* context_of(const runtime_impl& rt);
+/// The runtime the free functions of task.hpp use in a driver: the newest
+/// one running in this process (api/task_api.cpp).
+void set_current_driver(const std::shared_ptr<runtime_impl>& rt);
+void clear_current_driver(const runtime_impl* rt);
+std::shared_ptr<runtime_impl> current_driver();
 /// The ref server of the process `x` is counted in: it answers `get_atom`
 /// requests for `x` (asking its owner when another process owns it).
 caf::actor ref_server_of(const ref_base& x);
