@@ -177,8 +177,13 @@ TEST_CASE("a buffer of an unknown format version is refused in words") {
   REQUIRE_FALSE(to_blob(make_buffer(std::string{"abc"}), bytes));
   bytes[2] = 3; // a later version
   buffer back;
-  CHECK(test::is(from_blob(bytes, back), refs_errc::serialization_failed));
-  // The buffer's own reason (from_bytes reports the value's type instead).
+  auto outer = from_blob(bytes, back);
+  CHECK(test::is(outer, refs_errc::serialization_failed));
+  // from_bytes names the value's type and carries the buffer's reason.
+  INFO(test_context(outer));
+  CHECK(test_context(outer).find("format version 3") != std::string::npos);
+  CHECK(test_context(outer).find("dref.buffer") != std::string::npos);
+  // The buffer's own reason.
   caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr),
                                   bytes.data(), bytes.size()};
   auto err = detail::load_buffer(source, back);

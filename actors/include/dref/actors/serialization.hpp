@@ -13,9 +13,11 @@
 #include "caf/deserializer.hpp"
 #include "caf/detail/serialized_size.hpp"
 #include "caf/meta/type_name.hpp"
+#include "caf/sec.hpp"
 #include "caf/serializer.hpp"
 #include "caf/serializer_impl.hpp"
 
+#include "dref/actors/error.hpp"
 #include "dref/refs/error.hpp"
 #include "dref/refs/fwd.hpp"
 #include "dref/refs/ref.hpp"
@@ -81,15 +83,29 @@ struct byte_view {
   size_t size = 0;
 };
 
+namespace detail {
+
+/// Why a decoder refused, in words: CAF's own codes by name
+/// (`end_of_stream`), dref's errors with their category and context (e.g. a
+/// buffer's unknown version).
+inline std::string decode_reason(const caf::error& err) {
+  if (err.category() == caf::atom("system"))
+    return caf::to_string(static_cast<caf::sec>(err.code()));
+  return render(err);
+}
+
+} // namespace detail
+
 /// Reads `x` from `size` bytes at `data`; fails unless exactly all bytes are
-/// consumed.
+/// consumed. The error names the type and says why.
 template <class T>
 caf::error from_bytes(const char* data, size_t size, T& x) {
   caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr),
                                   data, size};
   if (auto err = source(x))
     return make_error(refs_errc::serialization_failed,
-                      "cannot deserialize a " + type_tag<T>());
+                      "cannot deserialize a " + type_tag<T>() + ": "
+                        + detail::decode_reason(err));
   if (source.remaining() != 0)
     return make_error(refs_errc::serialization_failed,
                       "trailing bytes after a " + type_tag<T>());
