@@ -205,6 +205,32 @@ caf::error make_args([[maybe_unused]] const ref_context* ctx,
   return err;
 }
 
+/// The error of a call of a function not registered with DREF_REMOTE.
+inline caf::error unregistered_function() {
+  return make_error(actors_errc::unknown_function,
+                    "function not registered with DREF_REMOTE");
+}
+
+// Fills `spec` for a call of `name` (a function, or a method `method` of
+// actor `actor`) with result type `result_type` and arguments `xs` for
+// parameters `Params`, serialized against `ctx`; the refs the arguments
+// hold go to `keep` until the task is submitted. The one place every call
+// path (`runtime::call`, `dref::call`, by name) builds its task.
+template <class Params, class... Xs>
+caf::error make_task(task_spec& spec, task_kind kind, const std::string& name,
+                     uint64_t actor, uint32_t method,
+                     const std::string& result_type, const ref_context* ctx,
+                     std::vector<ref_base>& keep, Xs&&... xs) {
+  spec.kind = static_cast<uint8_t>(kind);
+  spec.name = name;
+  spec.actor = actor;
+  spec.method = method;
+  spec.result_type = result_type;
+  return make_args<Params>(ctx, spec.args, keep,
+                           std::make_index_sequence<sizeof...(Xs)>{},
+                           std::forward<Xs>(xs)...);
+}
+
 } // namespace internal
 
 /// Result of `runtime::wait`: the refs whose value (or error) is known, and
@@ -357,9 +383,8 @@ public:
                   "wrong number of arguments for this function");
     auto name = registry::instance().function_name(detail::fn_address(fn));
     if (name == nullptr)
-      return ref<result>{internal::failed_ref(
-        *impl_, make_error(actors_errc::unknown_function,
-                           "function not registered with DREF_REMOTE"))};
+      return ref<result>{
+        internal::failed_ref(*impl_, internal::unregistered_function())};
     return ref<result>{submit_call<typename traits::args>(
       __builtin_return_address(0), task_kind::function, *name, 0, 0,
       type_tag<result>(), std::forward<Ts>(xs)...)};
@@ -499,15 +524,10 @@ private:
                        uint32_t method, const std::string& result_type,
                        Ts&&... xs) {
     task_spec spec;
-    spec.kind = static_cast<uint8_t>(kind);
-    spec.name = name;
-    spec.actor = actor;
-    spec.method = method;
-    spec.result_type = result_type;
     std::vector<ref_base> keep; // the argument's refs, until submitted
-    if (auto err = internal::make_args<Params>(
-          internal::context_of(*impl_), spec.args, keep,
-          std::make_index_sequence<sizeof...(Ts)>{}, std::forward<Ts>(xs)...))
+    if (auto err = internal::make_task<Params>(
+          spec, kind, name, actor, method, result_type,
+          internal::context_of(*impl_), keep, std::forward<Ts>(xs)...))
       return internal::failed_ref(*impl_, std::move(err));
     return internal::submit(*impl_, std::move(spec), call_site);
   }

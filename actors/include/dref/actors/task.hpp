@@ -138,16 +138,11 @@ template <class F, class... Ts>
     return ref<result>{};
   auto name = registry::instance().function_name(detail::fn_address(fn));
   if (name == nullptr)
-    return ref<result>{internal::api_failed(
-      make_error(actors_errc::unknown_function,
-                 "function not registered with DREF_REMOTE"))};
+    return ref<result>{internal::api_failed(internal::unregistered_function())};
   task_spec spec;
-  spec.kind = static_cast<uint8_t>(task_kind::function);
-  spec.name = *name;
-  spec.result_type = type_tag<result>();
   std::vector<ref_base> keep; // the arguments' refs, until submitted
-  if (auto err = internal::make_args<typename traits::args>(
-        ctx, spec.args, keep, std::make_index_sequence<sizeof...(Ts)>{},
+  if (auto err = internal::make_task<typename traits::args>(
+        spec, task_kind::function, *name, 0, 0, type_tag<result>(), ctx, keep,
         std::forward<Ts>(xs)...))
     return ref<result>{internal::api_failed(std::move(err))};
   return ref<result>{
